@@ -1,0 +1,20 @@
+"""fastnn: fast CPU building blocks for small neural networks and kernel methods.
+
+Every kernel runs on one of three backends that compute the same thing: 'numpy' (the readable
+reference), 'numba' (JIT-compiled) and 'cython' (compiled at install time). The default is
+the fastest one that loads; choose with set_backend(), use_backend(), the FASTNN_BACKEND
+environment variable, or the backend= keyword every kernel takes.
+"""
+from ._config import available_backends, get_backend, set_backend, unavailable_backends, use_backend
+from .activations import relu_backward, relu_forward, sigmoid_backward, sigmoid_forward
+from .linear import linear_backward, linear_forward
+from .losses import logistic_loss, softmax_cross_entropy
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "available_backends", "unavailable_backends", "get_backend", "set_backend", "use_backend",
+    "linear_forward", "linear_backward",
+    "relu_forward", "relu_backward", "sigmoid_forward", "sigmoid_backward",
+    "softmax_cross_entropy", "logistic_loss",
+]

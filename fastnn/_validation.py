@@ -1,0 +1,77 @@
+"""Checks run at the public boundary, before any compiled code sees an array.
+
+Every failure names the argument and the shapes involved. The helpers return arrays that are
+safe to hand to compiled kernels: floating (float32/float64), native byte order, C-contiguous.
+They copy only when the input is not already in that form, and never write to the caller's data.
+"""
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def float_array(name, value, *, ndim=None, min_ndim=None, dtype=None):
+    """Return `value` as a non-empty C-contiguous float32/float64 array.
+
+    dtype: when given (the dtype of the leading argument), `value` must already have it;
+    fastnn never upcasts or downcasts silently.
+    """
+    array = np.asarray(value)
+    if array.dtype not in FLOAT_DTYPES:
+        if array.dtype.kind == "f" and array.dtype.newbyteorder("=") in FLOAT_DTYPES:
+            array = array.astype(array.dtype.newbyteorder("="))  # same precision, native byte order
+        else:
+            raise TypeError(f"{name} must be a float32 or float64 array, got dtype {array.dtype}")
+    if dtype is not None and array.dtype != dtype:
+        raise TypeError(f"{name} has dtype {array.dtype} but the other inputs are {np.dtype(dtype)}; "
+                        f"cast explicitly (fastnn never converts dtypes silently)")
+    if ndim is not None and array.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {array.shape}")
+    if min_ndim is not None and array.ndim < min_ndim:
+        raise ValueError(f"{name} must have at least {min_ndim} dimension(s), got shape {array.shape}")
+    if array.size == 0:
+        raise ValueError(f"{name} is empty (shape {array.shape})")
+    return np.ascontiguousarray(array)
+
+
+def same_shape(name, array, other_name, shape):
+    if array.shape != shape:
+        raise ValueError(f"{name} has shape {array.shape}, expected {shape} (the shape of {other_name})")
+
+
+def relu_mask(mask, activations_shape, name="mask"):
+    """Validate a bit-packed ReLU mask for activations of `activations_shape`."""
+    mask = np.asarray(mask)
+    if mask.dtype != np.uint8:
+        raise TypeError(f"{name} must be a uint8 bit-packed mask (from relu_forward), got dtype {mask.dtype}")
+    expected = tuple(activations_shape[:-1]) + ((activations_shape[-1] + 7) // 8,)
+    if mask.shape != expected:
+        raise ValueError(f"{name} has shape {mask.shape}, expected {expected} for activations of shape "
+                         f"{tuple(activations_shape)} (one bit per activation along the last axis)")
+    return np.ascontiguousarray(mask)
+
+
+def class_labels(name, y, n_samples, n_classes):
+    """Integer class labels of shape (n_samples,) with 0 <= y < n_classes, returned as int64."""
+    labels = np.asarray(y)
+    if labels.dtype.kind not in "iu":
+        raise TypeError(f"{name} must hold integer class labels, got dtype {labels.dtype}")
+    if labels.shape != (n_samples,):
+        raise ValueError(f"{name} must have shape ({n_samples},) to match the batch, got {labels.shape}")
+    low, high = labels.min(), labels.max()
+    if low < 0 or high >= n_classes:
+        bad = low if low < 0 else high
+        raise ValueError(f"{name} holds label {bad}, outside [0, {n_classes}) for {n_classes} classes")
+    return np.ascontiguousarray(labels, dtype=np.int64)
+
+
+def signed_labels(name, y, n_samples, dtype):
+    """Labels in {-1, +1} of shape (n_samples,), returned in `dtype`."""
+    labels = np.asarray(y)
+    if labels.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must be numeric labels in {{-1, +1}}, got dtype {labels.dtype}")
+    if labels.shape != (n_samples,):
+        raise ValueError(f"{name} must have shape ({n_samples},) to match scores, got {labels.shape}")
+    if not np.all((labels == 1) | (labels == -1)):
+        bad = labels[(labels != 1) & (labels != -1)][0]
+        raise ValueError(f"{name} must contain only -1 and +1, found {bad}")
+    return np.ascontiguousarray(labels, dtype=dtype)

@@ -1,0 +1,73 @@
+"""Elementwise activations: ReLU with a bit-packed mask, and the logistic sigmoid."""
+import numpy as np
+
+from . import _validation as v
+from ._config import resolve
+
+
+def relu_forward(X, *, backend=None):
+    """Y = max(X, 0) and the bit-packed mask of X > 0.
+
+    Parameters
+    ----------
+    X : float32 or float64 array of any shape with at least one dimension
+
+    Returns
+    -------
+    Y : same shape and dtype as X; entries where X > 0 is false (including NaN) are 0
+    mask : uint8 of shape X.shape[:-1] + (ceil(X.shape[-1] / 8),), exactly
+        np.packbits(X > 0, axis=-1, bitorder='little'): one bit per activation.
+    """
+    X = v.float_array("X", X, min_ndim=1)
+    Y = np.empty_like(X)
+    mask = np.empty(X.shape[:-1] + ((X.shape[-1] + 7) // 8,), dtype=np.uint8)
+    resolve(backend).relu_forward(_rows(X), _rows(Y), _rows(mask))
+    return Y, mask
+
+
+def relu_backward(dY, mask, *, backend=None):
+    """dX = dY where the mask bit is set, else 0.
+
+    Parameters
+    ----------
+    dY : float32 or float64 array, the gradient w.r.t. the ReLU output
+    mask : uint8, the mask relu_forward returned for the same activations
+
+    Returns
+    -------
+    dX : same shape and dtype as dY
+    """
+    dY = v.float_array("dY", dY, min_ndim=1)
+    mask = v.relu_mask(mask, dY.shape)
+    dX = np.empty_like(dY)
+    resolve(backend).relu_backward(_rows(dY), _rows(mask), _rows(dX))
+    return dX
+
+
+def sigmoid_forward(X, *, backend=None):
+    """Y = 1 / (1 + exp(-X)), computed without overflow for any finite X.
+
+    X : float32 or float64 array of any shape. Returns Y with the same shape and dtype.
+    """
+    X = v.float_array("X", X, min_ndim=1)
+    Y = np.empty_like(X)
+    resolve(backend).sigmoid_forward(X.reshape(-1), Y.reshape(-1))
+    return Y
+
+
+def sigmoid_backward(dY, Y, *, backend=None):
+    """dX = dY * Y * (1 - Y), where Y is the output of sigmoid_forward.
+
+    dY, Y : float32 or float64 arrays of the same shape and dtype. Returns dX like dY.
+    """
+    dY = v.float_array("dY", dY, min_ndim=1)
+    Y = v.float_array("Y", Y, min_ndim=1, dtype=dY.dtype)
+    v.same_shape("Y", Y, "dY", dY.shape)
+    dX = np.empty_like(dY)
+    resolve(backend).sigmoid_backward(dY.reshape(-1), Y.reshape(-1), dX.reshape(-1))
+    return dX
+
+
+def _rows(array):
+    """View a C-contiguous array as 2-D (rows, last axis) without copying."""
+    return array.reshape(-1, array.shape[-1])

@@ -1,0 +1,229 @@
+"""Numba backend: @njit(cache=True, nogil=True) kernels; prange only where arrays are large.
+
+Matrix products call np.dot inside the JIT code (Numba forwards it to BLAS); the work around
+them (ReLU mask, bias reduction) is fused into single passes over memory.
+"""
+import numpy as np
+from numba import njit, prange
+
+# Below this many elements a parallel region costs more than it saves (thread wake-up is ~10 us).
+PARALLEL_MIN_ELEMENTS = 1 << 17
+# Mask bytes (8 activations each) per parallel task when a single row is split across threads.
+BYTES_PER_TASK = 4096
+
+
+# ---------------------------------------------------------------------------- linear
+@njit(cache=True, nogil=True)
+def _linear_forward(X, W, b, Y, has_bias):
+    np.dot(X, W, Y)
+    if has_bias:
+        n, d_out = Y.shape
+        for i in range(n):
+            for j in range(d_out):
+                Y[i, j] += b[j]
+
+
+@njit(cache=True, nogil=True)
+def _relu_grad_and_bias(dY, mask, dZ, db):
+    """dZ = dY where the mask bit is set else 0, and db = dZ.sum(0), in one pass (float64 sums)."""
+    n, d = dY.shape
+    acc = np.zeros(d)
+    for i in range(n):
+        for j in range(d):
+            if (mask[i, j >> 3] >> (j & 7)) & 1:
+                g = dY[i, j]
+                dZ[i, j] = g
+                acc[j] += g
+            else:
+                dZ[i, j] = 0.0
+    for j in range(d):
+        db[j] = acc[j]
+
+
+@njit(cache=True, nogil=True)
+def _column_sums(dY, db):
+    n, d = dY.shape
+    acc = np.zeros(d)
+    for i in range(n):
+        for j in range(d):
+            acc[j] += dY[i, j]
+    for j in range(d):
+        db[j] = acc[j]
+
+
+@njit(cache=True, nogil=True)
+def _weight_grads(X, W, dZ, dX, dW, need_dx):
+    np.dot(X.T, dZ, dW)
+    if need_dx:
+        np.dot(dZ, W.T, dX)
+
+
+def linear_forward(X, W, b, Y):
+    _linear_forward(X, W, W[0] if b is None else b, Y, b is not None)
+
+
+def linear_backward(X, W, dY, mask, dX, dW, db):
+    if mask is None:
+        dZ = dY
+        _column_sums(dY, db)
+    else:
+        dZ = np.empty_like(dY)
+        _relu_grad_and_bias(dY, mask, dZ, db)
+    # dX=None would be a different Numba type; pass a dummy of the right type instead.
+    _weight_grads(X, W, dZ, dZ if dX is None else dX, dW, dX is not None)
+
+
+# ---------------------------------------------------------------------------- ReLU
+@njit(cache=True, nogil=True, inline="always")
+def _relu_forward_bytes(X, Y, mask, row, first_byte, stop_byte):
+    d = X.shape[1]
+    for k in range(first_byte, stop_byte):
+        start = 8 * k
+        stop = min(start + 8, d)
+        bits = 0
+        for j in range(start, stop):
+            x = X[row, j]
+            if x > 0:
+                Y[row, j] = x
+                bits |= 1 << (j - start)
+            else:
+                Y[row, j] = 0.0
+        mask[row, k] = bits
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _relu_backward_bytes(dY, mask, dX, row, first_byte, stop_byte):
+    d = dY.shape[1]
+    for k in range(first_byte, stop_byte):
+        bits = mask[row, k]
+        start = 8 * k
+        for j in range(start, min(start + 8, d)):
+            dX[row, j] = dY[row, j] if (bits >> (j - start)) & 1 else 0.0
+
+
+@njit(cache=True, nogil=True)
+def _relu_forward_serial(X, Y, mask):
+    for row in range(X.shape[0]):
+        _relu_forward_bytes(X, Y, mask, row, 0, mask.shape[1])
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _relu_forward_parallel(X, Y, mask):
+    n_rows, n_bytes = mask.shape
+    if n_rows >= 4:
+        for row in prange(n_rows):
+            _relu_forward_bytes(X, Y, mask, row, 0, n_bytes)
+    else:  # few long rows: split each row into blocks of bytes
+        n_tasks = (n_bytes + BYTES_PER_TASK - 1) // BYTES_PER_TASK
+        for row in range(n_rows):
+            for t in prange(n_tasks):
+                _relu_forward_bytes(X, Y, mask, row, t * BYTES_PER_TASK, min(n_bytes, (t + 1) * BYTES_PER_TASK))
+
+
+@njit(cache=True, nogil=True)
+def _relu_backward_serial(dY, mask, dX):
+    for row in range(dY.shape[0]):
+        _relu_backward_bytes(dY, mask, dX, row, 0, mask.shape[1])
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _relu_backward_parallel(dY, mask, dX):
+    n_rows, n_bytes = mask.shape
+    if n_rows >= 4:
+        for row in prange(n_rows):
+            _relu_backward_bytes(dY, mask, dX, row, 0, n_bytes)
+    else:
+        n_tasks = (n_bytes + BYTES_PER_TASK - 1) // BYTES_PER_TASK
+        for row in range(n_rows):
+            for t in prange(n_tasks):
+                _relu_backward_bytes(dY, mask, dX, row, t * BYTES_PER_TASK, min(n_bytes, (t + 1) * BYTES_PER_TASK))
+
+
+def relu_forward(X, Y, mask):
+    kernel = _relu_forward_parallel if X.size >= PARALLEL_MIN_ELEMENTS else _relu_forward_serial
+    kernel(X, Y, mask)
+
+
+def relu_backward(dY, mask, dX):
+    kernel = _relu_backward_parallel if dY.size >= PARALLEL_MIN_ELEMENTS else _relu_backward_serial
+    kernel(dY, mask, dX)
+
+
+# ---------------------------------------------------------------------------- sigmoid
+@njit(cache=True, nogil=True, inline="always")
+def _sigmoid(x):
+    e = np.exp(-abs(x))  # never overflows
+    return 1 / (1 + e) if x >= 0 else e / (1 + e)
+
+
+@njit(cache=True, nogil=True)
+def _sigmoid_forward_serial(X, Y):
+    for i in range(X.shape[0]):
+        Y[i] = _sigmoid(X[i])
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _sigmoid_forward_parallel(X, Y):
+    for i in prange(X.shape[0]):
+        Y[i] = _sigmoid(X[i])
+
+
+@njit(cache=True, nogil=True)
+def _sigmoid_backward_serial(dY, Y, dX):
+    for i in range(dY.shape[0]):
+        dX[i] = dY[i] * Y[i] * (1 - Y[i])
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _sigmoid_backward_parallel(dY, Y, dX):
+    for i in prange(dY.shape[0]):
+        dX[i] = dY[i] * Y[i] * (1 - Y[i])
+
+
+def sigmoid_forward(X, Y):
+    (_sigmoid_forward_parallel if X.size >= PARALLEL_MIN_ELEMENTS else _sigmoid_forward_serial)(X, Y)
+
+
+def sigmoid_backward(dY, Y, dX):
+    (_sigmoid_backward_parallel if dY.size >= PARALLEL_MIN_ELEMENTS else _sigmoid_backward_serial)(dY, Y, dX)
+
+
+# ---------------------------------------------------------------------------- losses
+@njit(cache=True, nogil=True)
+def _softmax_cross_entropy(logits, y, dlogits):
+    n, n_classes = logits.shape
+    total = 0.0
+    for i in range(n):
+        row_max = logits[i, 0]
+        for c in range(1, n_classes):
+            row_max = max(row_max, logits[i, c])
+        sum_exp = 0.0
+        for c in range(n_classes):
+            e = np.exp(logits[i, c] - row_max)
+            dlogits[i, c] = e
+            sum_exp += e
+        total += np.log(sum_exp) - (logits[i, y[i]] - row_max)
+        scale = 1.0 / (sum_exp * n)
+        for c in range(n_classes):
+            dlogits[i, c] *= scale
+        dlogits[i, y[i]] -= 1.0 / n
+    return total / n
+
+
+@njit(cache=True, nogil=True)
+def _logistic_loss(scores, y, dscores):
+    n = scores.shape[0]
+    total = 0.0
+    for i in range(n):
+        z = -y[i] * scores[i]
+        total += max(z, 0.0) + np.log1p(np.exp(-abs(z)))
+        dscores[i] = -y[i] * _sigmoid(z) / n
+    return total / n
+
+
+def softmax_cross_entropy(logits, y, dlogits):
+    return _softmax_cross_entropy(logits, y, dlogits)
+
+
+def logistic_loss(scores, y, dscores):
+    return _logistic_loss(scores, y, dscores)

@@ -1,0 +1,70 @@
+"""The reference backend: plain, readable NumPy. It defines what every other backend must compute.
+
+Each function receives validated C-contiguous inputs and preallocated outputs (see
+fastnn.backends) and fills the outputs in place.
+"""
+import numpy as np
+
+
+def unpack_mask(mask, width):
+    """Bit-packed ReLU mask (R, ceil(width/8)) uint8 -> boolean (R, width)."""
+    return np.unpackbits(mask, axis=-1, count=width, bitorder="little").view(bool)
+
+
+def linear_forward(X, W, b, Y):
+    np.matmul(X, W, out=Y)
+    if b is not None:
+        Y += b
+
+
+def linear_backward(X, W, dY, mask, dX, dW, db):
+    dZ = dY if mask is None else np.where(unpack_mask(mask, dY.shape[1]), dY, 0)
+    np.matmul(X.T, dZ, out=dW)
+    np.sum(dZ, axis=0, out=db)
+    if dX is not None:
+        np.matmul(dZ, W.T, out=dX)
+
+
+def relu_forward(X, Y, mask):
+    positive = X > 0
+    Y[...] = np.where(positive, X, 0)
+    mask[...] = np.packbits(positive, axis=-1, bitorder="little")
+
+
+def relu_backward(dY, mask, dX):
+    dX[...] = np.where(unpack_mask(mask, dY.shape[1]), dY, 0)
+
+
+def _sigmoid(x):
+    # exp only of non-positive numbers, so nothing overflows
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def sigmoid_forward(X, Y):
+    Y[...] = _sigmoid(X)
+
+
+def sigmoid_backward(dY, Y, dX):
+    dX[...] = dY * Y * (1 - Y)
+
+
+def softmax_cross_entropy(logits, y, dlogits):
+    n = logits.shape[0]
+    rows = np.arange(n)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    sum_exp = exp.sum(axis=1, keepdims=True)
+    loss = np.mean(np.log(sum_exp[:, 0]) - shifted[rows, y])
+    dlogits[...] = exp / sum_exp
+    dlogits[rows, y] -= 1
+    dlogits /= n
+    return loss
+
+
+def logistic_loss(scores, y, dscores):
+    n = scores.shape[0]
+    z = -y * scores  # loss = softplus(z)
+    loss = np.mean(np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z))))
+    dscores[...] = -y * _sigmoid(z) / n
+    return loss

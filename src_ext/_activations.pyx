@@ -1,0 +1,120 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
+"""Elementwise activations: ReLU with a bit-packed mask (bit j of byte k = activation 8k + j) and sigmoid.
+
+Arrays arrive 2-D (rows, last axis) or flattened; rows are split across OpenMP threads, or, when
+there are only a few long rows, each row is split into blocks of mask bytes.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.math cimport exp, expf, fabs, fabsf
+from libc.stdint cimport uint8_t
+
+# A parallel region costs microseconds; below this many elements one thread is faster.
+cdef Py_ssize_t PARALLEL_MIN_ELEMENTS = 1 << 17
+cdef Py_ssize_t BYTES_PER_TASK = 4096
+
+
+cdef inline void cpu_relu_forward_row(const floating* x, floating* y, uint8_t* mask,
+                                      Py_ssize_t first_byte, Py_ssize_t stop_byte, Py_ssize_t d) noexcept nogil:
+    """ReLU of activations [8 * first_byte, min(8 * stop_byte, d)) of one row, writing their mask bytes."""
+    cdef Py_ssize_t k, j, start
+    cdef uint8_t bits
+    cdef floating v
+    cdef bint positive
+    for k in range(first_byte, stop_byte):
+        start = 8 * k
+        bits = 0
+        if start + 8 <= d:
+            for j in range(8):  # fixed trip count: the compiler unrolls it into selects
+                v = x[start + j]
+                positive = v > 0
+                y[start + j] = v if positive else 0
+                bits |= (<uint8_t>positive) << j
+        else:
+            for j in range(d - start):
+                v = x[start + j]
+                positive = v > 0
+                y[start + j] = v if positive else 0
+                bits |= (<uint8_t>positive) << j
+        mask[k] = bits
+
+
+cdef inline void cpu_relu_backward_row(const floating* dy, const uint8_t* mask, floating* dx,
+                                       Py_ssize_t first_byte, Py_ssize_t stop_byte, Py_ssize_t d) noexcept nogil:
+    cdef Py_ssize_t k, j, start, width
+    cdef uint8_t bits
+    for k in range(first_byte, stop_byte):
+        start = 8 * k
+        bits = mask[k]
+        if start + 8 <= d:
+            for j in range(8):
+                dx[start + j] = dy[start + j] if (bits >> j) & 1 else 0
+        else:
+            for j in range(d - start):
+                dx[start + j] = dy[start + j] if (bits >> j) & 1 else 0
+
+
+def relu_forward(const floating[:, ::1] X, floating[:, ::1] Y, uint8_t[:, ::1] mask):
+    cdef Py_ssize_t n_rows = X.shape[0], d = X.shape[1], n_bytes = mask.shape[1]
+    cdef Py_ssize_t row, task, n_tasks = (n_bytes + BYTES_PER_TASK - 1) // BYTES_PER_TASK
+    with nogil:
+        if n_rows * d < PARALLEL_MIN_ELEMENTS:
+            for row in range(n_rows):
+                cpu_relu_forward_row(&X[row, 0], &Y[row, 0], &mask[row, 0], 0, n_bytes, d)
+        elif n_rows >= 4:
+            for row in prange(n_rows, schedule="static"):
+                cpu_relu_forward_row(&X[row, 0], &Y[row, 0], &mask[row, 0], 0, n_bytes, d)
+        else:
+            for row in range(n_rows):
+                for task in prange(n_tasks, schedule="static"):
+                    cpu_relu_forward_row(&X[row, 0], &Y[row, 0], &mask[row, 0], task * BYTES_PER_TASK,
+                                         min(n_bytes, (task + 1) * BYTES_PER_TASK), d)
+
+
+def relu_backward(const floating[:, ::1] dY, const uint8_t[:, ::1] mask, floating[:, ::1] dX):
+    cdef Py_ssize_t n_rows = dY.shape[0], d = dY.shape[1], n_bytes = mask.shape[1]
+    cdef Py_ssize_t row, task, n_tasks = (n_bytes + BYTES_PER_TASK - 1) // BYTES_PER_TASK
+    with nogil:
+        if n_rows * d < PARALLEL_MIN_ELEMENTS:
+            for row in range(n_rows):
+                cpu_relu_backward_row(&dY[row, 0], &mask[row, 0], &dX[row, 0], 0, n_bytes, d)
+        elif n_rows >= 4:
+            for row in prange(n_rows, schedule="static"):
+                cpu_relu_backward_row(&dY[row, 0], &mask[row, 0], &dX[row, 0], 0, n_bytes, d)
+        else:
+            for row in range(n_rows):
+                for task in prange(n_tasks, schedule="static"):
+                    cpu_relu_backward_row(&dY[row, 0], &mask[row, 0], &dX[row, 0], task * BYTES_PER_TASK,
+                                          min(n_bytes, (task + 1) * BYTES_PER_TASK), d)
+
+
+cdef inline floating cpu_sigmoid(floating x) noexcept nogil:
+    """1 / (1 + exp(-x)) using exp of a non-positive number only, so it never overflows."""
+    cdef floating e
+    if floating is float:
+        e = expf(-fabsf(x))
+    else:
+        e = exp(-fabs(x))
+    return 1 / (1 + e) if x >= 0 else e / (1 + e)
+
+
+def sigmoid_forward(const floating[::1] X, floating[::1] Y):
+    cdef Py_ssize_t i, n = X.shape[0]
+    with nogil:
+        if n < PARALLEL_MIN_ELEMENTS:
+            for i in range(n):
+                Y[i] = cpu_sigmoid(X[i])
+        else:
+            for i in prange(n, schedule="static"):
+                Y[i] = cpu_sigmoid(X[i])
+
+
+def sigmoid_backward(const floating[::1] dY, const floating[::1] Y, floating[::1] dX):
+    cdef Py_ssize_t i, n = dY.shape[0]
+    with nogil:
+        if n < PARALLEL_MIN_ELEMENTS:
+            for i in range(n):
+                dX[i] = dY[i] * Y[i] * (1 - Y[i])
+        else:
+            for i in prange(n, schedule="static"):
+                dX[i] = dY[i] * Y[i] * (1 - Y[i])
