@@ -1,0 +1,109 @@
+"""Inputs for every kernel in fastnn.backends.KERNELS, shared by the conformance and property tests.
+
+Each entry of CASES maps a kernel name to:
+  shapes: the awkward shapes the conformance suite runs (batch 1, odd sizes, widths that are not a
+          multiple of 8, and sizes large enough to take the multithreaded paths);
+  make(rng, dtype, shape) -> dict of keyword arguments for the public function;
+  exact: True when every backend must match the reference bit for bit.
+"""
+import numpy as np
+
+import fastnn
+
+# Above the compiled backends' parallel threshold (1 << 17 elements), both with many rows and with
+# few long rows (where a single row is split across threads).
+LARGE_ELEMENTWISE = [(257, 513), (2, 70001), (140001,)]
+
+
+def _normal(rng, shape, dtype, scale=1.0):
+    return (scale * rng.standard_normal(shape)).astype(dtype)
+
+
+def _linear_forward(rng, dtype, shape):
+    n, d_in, d_out = shape
+    return dict(X=_normal(rng, (n, d_in), dtype), W=_normal(rng, (d_in, d_out), dtype),
+                b=_normal(rng, d_out, dtype))
+
+
+def _linear_backward(rng, dtype, shape):
+    n, d_in, d_out = shape
+    X, W = _normal(rng, (n, d_in), dtype), _normal(rng, (d_in, d_out), dtype)
+    _, mask = fastnn.relu_forward(X @ W, backend="numpy")
+    return dict(X=X, W=W, dY=_normal(rng, (n, d_out), dtype), mask=mask)
+
+
+def _relu_forward(rng, dtype, shape):
+    X = _normal(rng, shape, dtype)
+    X.flat[::7] = 0.0  # exact zeros must map to a 0 bit
+    return dict(X=X)
+
+
+def _relu_backward(rng, dtype, shape):
+    _, mask = fastnn.relu_forward(_normal(rng, shape, dtype), backend="numpy")
+    return dict(dY=_normal(rng, shape, dtype), mask=mask)
+
+
+def _sigmoid_forward(rng, dtype, shape):
+    return dict(X=_normal(rng, shape, dtype, scale=8.0))
+
+
+def _sigmoid_backward(rng, dtype, shape):
+    return dict(dY=_normal(rng, shape, dtype), Y=rng.uniform(0, 1, shape).astype(dtype))
+
+
+def _softmax_cross_entropy(rng, dtype, shape):
+    n, n_classes = shape
+    return dict(logits=_normal(rng, shape, dtype, scale=5.0), y=rng.integers(0, n_classes, n))
+
+
+def _logistic_loss(rng, dtype, shape):
+    (n,) = shape
+    return dict(scores=_normal(rng, n, dtype, scale=5.0), y=rng.choice([-1, 1], n))
+
+
+CASES = {
+    "linear_forward": dict(make=_linear_forward, exact=False,
+                           shapes=[(1, 1, 1), (1, 784, 128), (5, 13, 11), (7, 16, 8), (33, 17, 9), (64, 100, 3)]),
+    "linear_backward": dict(make=_linear_backward, exact=False,
+                            shapes=[(1, 1, 1), (1, 784, 128), (5, 13, 11), (7, 16, 8), (33, 17, 9), (64, 100, 3)]),
+    "relu_forward": dict(make=_relu_forward, exact=True,
+                         shapes=[(1,), (1, 1), (5, 13), (3, 8), (2, 3, 17), (4, 1000)] + LARGE_ELEMENTWISE),
+    "relu_backward": dict(make=_relu_backward, exact=True,
+                          shapes=[(1,), (1, 1), (5, 13), (3, 8), (2, 3, 17), (4, 1000)] + LARGE_ELEMENTWISE),
+    "sigmoid_forward": dict(make=_sigmoid_forward, exact=False,
+                            shapes=[(1,), (5, 13), (2, 3, 17)] + LARGE_ELEMENTWISE),
+    "sigmoid_backward": dict(make=_sigmoid_backward, exact=False,
+                             shapes=[(1,), (5, 13), (2, 3, 17)] + LARGE_ELEMENTWISE),
+    "softmax_cross_entropy": dict(make=_softmax_cross_entropy, exact=False,
+                                  shapes=[(1, 1), (1, 10), (5, 10), (33, 7), (500, 3)]),
+    "logistic_loss": dict(make=_logistic_loss, exact=False, shapes=[(1,), (5,), (33,), (1001,)]),
+}
+
+
+def call(kernel, inputs, backend):
+    """Run public kernel `kernel` on `inputs`; always return a tuple of outputs."""
+    out = getattr(fastnn, kernel)(**inputs, backend=backend)
+    return out if isinstance(out, tuple) else (out,)
+
+
+def tolerance(dtype):
+    """Relative tolerance (to the largest magnitude in the expected output) for inexact kernels."""
+    return 2e-5 if np.dtype(dtype) == np.float32 else 1e-12
+
+
+def assert_matches_reference(actual, expected, dtype, exact):
+    assert len(actual) == len(expected)
+    for got, want in zip(actual, expected):
+        if want is None:
+            assert got is None
+            continue
+        if isinstance(want, float):
+            assert isinstance(got, float)
+            np.testing.assert_allclose(got, want, rtol=tolerance(dtype) * 10, atol=tolerance(dtype))
+            continue
+        assert got.dtype == want.dtype and got.shape == want.shape
+        if exact:
+            np.testing.assert_array_equal(got, want)
+        else:
+            scale = max(1.0, float(np.max(np.abs(want))))
+            np.testing.assert_allclose(got, want, rtol=tolerance(dtype), atol=tolerance(dtype) * scale)

@@ -1,0 +1,93 @@
+"""Bad input gets a ValueError or TypeError that names the argument, before any compiled code runs."""
+import numpy as np
+import pytest
+
+import fastnn
+
+f32, f64 = np.float32, np.float64
+
+
+def arr(*shape, dtype=f64):
+    return np.ones(shape, dtype=dtype)
+
+
+_, MASK_5x11 = fastnn.relu_forward(arr(5, 11), backend="numpy")
+
+# (kernel, keyword arguments, expected exception, words the message must contain)
+BAD_INPUTS = [
+    # linear_forward
+    ("linear_forward", dict(X=arr(5), W=arr(5, 3)), ValueError, ["X", "2-D", "(5,)"]),
+    ("linear_forward", dict(X=arr(2, 5), W=arr(4, 3)), ValueError, ["W", "(4, 3)", "(2, 5)"]),
+    ("linear_forward", dict(X=arr(2, 5), W=arr(5, 3), b=arr(4)), ValueError, ["b", "(4,)"]),
+    ("linear_forward", dict(X=arr(2, 5), W=arr(5, 3), b=arr(1, 3)), ValueError, ["b", "1-D"]),
+    ("linear_forward", dict(X=np.ones((2, 5), dtype=int), W=arr(5, 3)), TypeError, ["X", "int64"]),
+    ("linear_forward", dict(X=arr(2, 5, dtype=f32), W=arr(5, 3)), TypeError, ["W", "float64", "float32"]),
+    ("linear_forward", dict(X=arr(2, 5, dtype=np.float16), W=arr(5, 3)), TypeError, ["X", "float16"]),
+    ("linear_forward", dict(X=arr(2, 5, dtype=np.complex128), W=arr(5, 3)), TypeError, ["X", "complex128"]),
+    ("linear_forward", dict(X=arr(0, 5), W=arr(5, 3)), ValueError, ["X", "empty"]),
+    ("linear_forward", dict(X=arr(2, 0), W=arr(0, 3)), ValueError, ["X", "empty"]),
+    ("linear_forward", dict(X=np.array([["a", "b"]]), W=arr(2, 3)), TypeError, ["X"]),
+    # linear_backward
+    ("linear_backward", dict(X=arr(5, 7), W=arr(7, 11), dY=arr(4, 11)), ValueError, ["dY", "(4, 11)", "(5, 11)"]),
+    ("linear_backward", dict(X=arr(5, 7), W=arr(7, 11), dY=arr(5, 11, dtype=f32)), TypeError, ["dY", "float32"]),
+    ("linear_backward", dict(X=arr(5, 7), W=arr(6, 11), dY=arr(5, 11)), ValueError, ["W", "(6, 11)"]),
+    ("linear_backward", dict(X=arr(5, 7), W=arr(7, 11), dY=arr(5, 11), mask=MASK_5x11[:, :1]),
+     ValueError, ["mask", "(5, 1)", "(5, 2)"]),
+    ("linear_backward", dict(X=arr(5, 7), W=arr(7, 11), dY=arr(5, 11), mask=MASK_5x11.astype(np.int32)),
+     TypeError, ["mask", "uint8", "int32"]),
+    ("linear_backward", dict(X=arr(5, 7), W=arr(7, 11), dY=arr(5, 11), mask=np.packbits(arr(5, 11) > 0)),
+     ValueError, ["mask"]),
+    # relu
+    ("relu_forward", dict(X=arr()), ValueError, ["X", "at least 1"]),
+    ("relu_forward", dict(X=arr(3, 0)), ValueError, ["X", "empty"]),
+    ("relu_forward", dict(X=np.ones(4, dtype=bool)), TypeError, ["X", "bool"]),
+    ("relu_backward", dict(dY=arr(5, 11), mask=MASK_5x11[:4]), ValueError, ["mask", "(4, 2)", "(5, 2)"]),
+    ("relu_backward", dict(dY=arr(5, 17), mask=MASK_5x11), ValueError, ["mask", "(5, 3)"]),
+    ("relu_backward", dict(dY=arr(5, 11), mask=MASK_5x11.view(np.int8)), TypeError, ["mask", "int8"]),
+    ("relu_backward", dict(dY=np.ones((5, 11), dtype=np.int64), mask=MASK_5x11), TypeError, ["dY", "int64"]),
+    # sigmoid
+    ("sigmoid_forward", dict(X=np.arange(4)), TypeError, ["X", "int64"]),
+    ("sigmoid_backward", dict(dY=arr(3, 4), Y=arr(4, 3)), ValueError, ["Y", "(4, 3)", "(3, 4)"]),
+    ("sigmoid_backward", dict(dY=arr(3, 4), Y=arr(3, 4, dtype=f32)), TypeError, ["Y", "float32"]),
+    # softmax cross-entropy
+    ("softmax_cross_entropy", dict(logits=arr(4, 3), y=np.array([0, 1, 2, 3])), ValueError, ["y", "3", "[0, 3)"]),
+    ("softmax_cross_entropy", dict(logits=arr(4, 3), y=np.array([0, -1, 2, 1])), ValueError, ["y", "-1"]),
+    ("softmax_cross_entropy", dict(logits=arr(4, 3), y=np.array([0, 1, 2])), ValueError, ["y", "(4,)", "(3,)"]),
+    ("softmax_cross_entropy", dict(logits=arr(4, 3), y=np.array([0.0, 1, 2, 1])), TypeError, ["y", "integer"]),
+    ("softmax_cross_entropy", dict(logits=arr(4, 3), y=np.array([[0, 1, 2, 1]])), ValueError, ["y", "(1, 4)"]),
+    ("softmax_cross_entropy", dict(logits=arr(4), y=np.array([0])), ValueError, ["logits", "2-D"]),
+    ("softmax_cross_entropy", dict(logits=arr(0, 3), y=np.array([], dtype=int)), ValueError, ["logits", "empty"]),
+    # logistic loss
+    ("logistic_loss", dict(scores=arr(3), y=np.array([1, 0, -1])), ValueError, ["y", "-1", "+1", "0"]),
+    ("logistic_loss", dict(scores=arr(3), y=np.array([1, -1])), ValueError, ["y", "(3,)", "(2,)"]),
+    ("logistic_loss", dict(scores=arr(3, 1), y=np.array([1, -1, 1])), ValueError, ["scores", "1-D"]),
+    ("logistic_loss", dict(scores=arr(3), y=np.array(["a", "b", "c"])), TypeError, ["y"]),
+]
+
+
+@pytest.mark.parametrize("kernel, kwargs, error, words", BAD_INPUTS,
+                         ids=[f"{k}-{i}" for i, (k, *_rest) in enumerate(BAD_INPUTS)])
+def test_bad_input_is_rejected_with_a_clear_message(kernel, kwargs, error, words, backend):
+    with pytest.raises(error) as excinfo:
+        getattr(fastnn, kernel)(**kwargs, backend=backend)
+    message = str(excinfo.value)
+    for word in words:
+        assert word in message, f"{word!r} missing from {message!r}"
+
+
+def test_unknown_backend_keyword_is_a_value_error():
+    with pytest.raises(ValueError, match="unknown backend 'fortran'"):
+        fastnn.linear_forward(arr(2, 3), arr(3, 4), backend="fortran")
+
+
+def test_non_native_byte_order_is_accepted(backend):
+    X = np.arange(12.0).reshape(3, 4).astype(">f8")
+    Y, mask = fastnn.relu_forward(X - 5, backend=backend)
+    assert Y.dtype == np.float64
+    np.testing.assert_array_equal(Y, np.maximum(np.arange(12.0).reshape(3, 4) - 5, 0))
+
+
+def test_lists_are_accepted_as_float64(backend):
+    Y = fastnn.linear_forward([[1.0, 2.0]], [[1.0], [1.0]], [0.5], backend=backend)
+    np.testing.assert_array_equal(Y, [[3.5]])
+    assert Y.dtype == np.float64
