@@ -64,6 +64,7 @@ def _extensions():
     return cythonize(
         exts,
         language_level=3,
+        include_path=[str(SRC)],
         compiler_directives={
             "boundscheck": False,
             "wraparound": False,

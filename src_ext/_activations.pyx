@@ -9,6 +9,8 @@ from cython.parallel cimport prange
 from libc.math cimport exp, expf, fabs, fabsf
 from libc.stdint cimport uint8_t
 
+from _select cimport keep_or_zero
+
 # A parallel region costs microseconds; below this many elements one thread is faster.
 cdef Py_ssize_t PARALLEL_MIN_ELEMENTS = 1 << 17
 cdef Py_ssize_t BYTES_PER_TASK = 4096
@@ -25,16 +27,16 @@ cdef inline void cpu_relu_forward_row(const floating* x, floating* y, uint8_t* m
         start = 8 * k
         bits = 0
         if start + 8 <= d:
-            for j in range(8):  # fixed trip count: the compiler unrolls it into selects
+            for j in range(8):  # fixed trip count: fully unrolled
                 v = x[start + j]
                 positive = v > 0
-                y[start + j] = v if positive else 0
+                y[start + j] = keep_or_zero(v, positive)
                 bits |= (<uint8_t>positive) << j
         else:
             for j in range(d - start):
                 v = x[start + j]
                 positive = v > 0
-                y[start + j] = v if positive else 0
+                y[start + j] = keep_or_zero(v, positive)
                 bits |= (<uint8_t>positive) << j
         mask[k] = bits
 
@@ -48,10 +50,10 @@ cdef inline void cpu_relu_backward_row(const floating* dy, const uint8_t* mask, 
         bits = mask[k]
         if start + 8 <= d:
             for j in range(8):
-                dx[start + j] = dy[start + j] if (bits >> j) & 1 else 0
+                dx[start + j] = keep_or_zero(dy[start + j], (bits >> j) & 1)
         else:
             for j in range(d - start):
-                dx[start + j] = dy[start + j] if (bits >> j) & 1 else 0
+                dx[start + j] = keep_or_zero(dy[start + j], (bits >> j) & 1)
 
 
 def relu_forward(const floating[:, ::1] X, floating[:, ::1] Y, uint8_t[:, ::1] mask):

@@ -10,6 +10,8 @@ from libc.stdint cimport uint8_t
 from libc.stdlib cimport calloc, free
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
+from _select cimport keep_or_zero
+
 
 cdef void cpu_gemm_rowmajor(bint trans_a, bint trans_b, int m, int n, int k,
                             const floating* A, int lda, const floating* B, int ldb,
@@ -34,7 +36,7 @@ cdef int cpu_relu_grad_and_bias__nd(const floating* dY, const uint8_t* mask, flo
         return -1
     for i in range(n):
         for j in range(d):
-            g = dY[i * d + j] if (mask[i * n_bytes + (j >> 3)] >> (j & 7)) & 1 else 0
+            g = keep_or_zero(dY[i * d + j], (mask[i * n_bytes + (j >> 3)] >> (j & 7)) & 1)
             dZ[i * d + j] = g
             acc[j] += g
     for j in range(d):
