@@ -1,9 +1,13 @@
 """Build the Cython kernels in src_ext/ into fastnn._ext, with OpenMP when the compiler has it.
 
 Everything declarative lives in pyproject.toml; this file only describes the extensions, because
-whether OpenMP is usable can only be learnt by asking the compiler.
+what the compiler supports can only be learnt by asking it. On x86-64 the kernel modules are built
+twice: a portable build (fastnn._ext) and an AVX2+FMA build (fastnn._ext.avx2) that the Cython
+backend picks at import time when the CPU has those instructions. A wheel therefore stays portable
+while running vectorized code where it can.
 """
 import os
+import platform
 import sys
 import tempfile
 from pathlib import Path
@@ -12,11 +16,18 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 SRC = Path("src_ext")
-MODULES = ["_linear", "_activations", "_losses"]
+KERNEL_MODULES = ["_linear", "_activations", "_losses"]
+HELPER_MODULES = ["_cpu"]  # portable build only
+AVX2_PACKAGE = "fastnn._ext.avx2"
+IS_X86_64 = platform.machine().lower() in ("x86_64", "amd64")
+
+OPENMP_PROBE = "#include <omp.h>\nint main(void) { return omp_get_max_threads() > 0 ? 0 : 1; }\n"
+AVX2_PROBE = ("#include <immintrin.h>\nint main(void) { __m256 a = _mm256_set1_ps(1.f);\n"
+              "a = _mm256_fmadd_ps(a, a, a); return (int)_mm256_cvtss_f32(a) == 2 ? 0 : 1; }\n")
 
 
 def _compiler_accepts(compiler, flags, source):
-    """Compile and link a tiny program with `flags`; return True when both steps succeed."""
+    """Compile and link a tiny program with `flags`; True when both steps succeed."""
     with tempfile.TemporaryDirectory() as tmp:
         src = os.path.join(tmp, "probe.c")
         with open(src, "w") as fh:
@@ -24,55 +35,51 @@ def _compiler_accepts(compiler, flags, source):
         try:
             objs = compiler.compile([src], output_dir=tmp, extra_postargs=flags)
             compiler.link_executable(objs, os.path.join(tmp, "probe"), extra_postargs=flags)
-        except Exception:  # any CompileError/LinkError means "not supported"
+        except Exception:  # CompileError, LinkError: not supported
             return False
     return True
 
 
-OPENMP_PROBE = "#include <omp.h>\nint main(void) { return omp_get_max_threads() > 0 ? 0 : 1; }\n"
-
-
-class BuildExtWithOptionalOpenMP(build_ext):
-    """Add -fopenmp (or /openmp) when the compiler builds an OpenMP program, else build serial kernels."""
+class BuildExtWithProbes(build_ext):
+    """Add OpenMP when the compiler builds an OpenMP program; drop the AVX2 build when it cannot."""
 
     def build_extensions(self):
-        if self.compiler.compiler_type == "msvc":
-            compile_flags, link_flags = ["/O2", "/openmp"], []
-            base_flags = ["/O2"]
-        else:
-            base_flags = ["-O3", "-fno-math-errno"]
-            compile_flags = base_flags + ["-fopenmp"]
-            link_flags = ["-fopenmp"]
-        use_openmp = os.environ.get("FASTNN_NO_OPENMP", "") == "" and _compiler_accepts(
-            self.compiler, compile_flags if self.compiler.compiler_type == "msvc" else link_flags, OPENMP_PROBE
-        )
+        msvc = self.compiler.compiler_type == "msvc"
+        base = ["/O2"] if msvc else ["-O3", "-fno-math-errno"]
+        openmp = ["/openmp"] if msvc else ["-fopenmp"]
+        avx2 = ["/arch:AVX2"] if msvc else ["-mavx2", "-mfma"]
+
+        use_openmp = not os.environ.get("FASTNN_NO_OPENMP") and _compiler_accepts(self.compiler, openmp, OPENMP_PROBE)
+        use_avx2 = not os.environ.get("FASTNN_NO_AVX2") and _compiler_accepts(self.compiler, avx2, AVX2_PROBE)
         if not use_openmp:
             sys.stderr.write("fastnn: OpenMP not available, building single-threaded Cython kernels\n")
+        if not use_avx2:
+            sys.stderr.write("fastnn: compiler cannot target AVX2+FMA, building the portable kernels only\n")
+            self.extensions = [ext for ext in self.extensions if not ext.name.startswith(AVX2_PACKAGE)]
+
         for ext in self.extensions:
-            ext.extra_compile_args = list(compile_flags if use_openmp else base_flags)
-            ext.extra_link_args = list(link_flags if use_openmp else [])
+            flags = base + (openmp if use_openmp else []) + (avx2 if ext.name.startswith(AVX2_PACKAGE) else [])
+            ext.extra_compile_args = flags
+            ext.extra_link_args = [] if msvc or not use_openmp else openmp
         super().build_extensions()
 
 
 def _extensions():
     from Cython.Build import cythonize
 
-    exts = [
-        Extension(f"fastnn._ext.{name}", [str(SRC / f"{name}.pyx")], define_macros=[("NPY_NO_DEPRECATED_API", "0")])
-        for name in MODULES
-    ]
-    return cythonize(
-        exts,
-        language_level=3,
-        include_path=[str(SRC)],
-        compiler_directives={
-            "boundscheck": False,
-            "wraparound": False,
-            "initializedcheck": False,
-            "cdivision": True,
-            "nonecheck": False,
-        },
-    )
+    directives = {"boundscheck": False, "wraparound": False, "initializedcheck": False,
+                  "cdivision": True, "nonecheck": False}
+
+    def build(package, names, build_dir):
+        exts = [Extension(f"{package}.{name}", [str(SRC / f"{name}.pyx")], include_dirs=[str(SRC)]) for name in names]
+        # One build_dir per variant: both variants compile the same .pyx, so their C files must not collide.
+        return cythonize(exts, language_level=3, include_path=[str(SRC)], compiler_directives=directives,
+                         build_dir=build_dir)
+
+    extensions = build("fastnn._ext", KERNEL_MODULES + HELPER_MODULES, "build/cython")
+    if IS_X86_64:
+        extensions += build(AVX2_PACKAGE, KERNEL_MODULES, "build/cython-avx2")
+    return extensions
 
 
-setup(ext_modules=_extensions(), cmdclass={"build_ext": BuildExtWithOptionalOpenMP})
+setup(ext_modules=_extensions(), cmdclass={"build_ext": BuildExtWithProbes})

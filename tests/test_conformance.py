@@ -92,3 +92,42 @@ def test_relu_mask_is_packbits_little(backend, dtype):
 
 def test_backend_table_names_every_backend():
     assert set(BACKEND_MODULES) == {"numpy", "numba", "cython"}
+
+
+def _cython_builds():
+    if "cython" not in BACKENDS:
+        return []
+    from fastnn.backends import cython_kernels
+
+    builds = []
+    for name in cython_kernels.PACKAGES:
+        try:
+            builds.append(cython_kernels.load_build(name))
+        except ImportError:  # e.g. the AVX2 build on a CPU without AVX2: nothing to check
+            pass
+    return builds
+
+
+@pytest.mark.skipif("cython" not in BACKENDS, reason="Cython backend not built")
+@pytest.mark.parametrize("kernel, shape", list(_conformance_params()))
+def test_every_cython_build_matches_reference(kernel, shape, dtype):
+    """The backend runs one build (AVX2 where the CPU has it); the other must be right too."""
+    builds = _cython_builds()
+    assert any(build.name == "portable" for build in builds), "the portable build must always load"
+    case = CASES[kernel]
+    inputs = case["make"](np.random.default_rng(zlib.crc32(f"{kernel}{shape}".encode())), dtype, shape)
+    expected = call(kernel, inputs, "numpy")
+    for build in builds:
+        actual = _call_build(build, kernel, inputs)
+        assert_matches_reference(actual, expected, dtype, case["exact"])
+
+
+def _call_build(build, kernel, inputs):
+    """Call `kernel` of a specific Cython build through the public API by swapping it in."""
+    module = fastnn._config.resolve("cython")
+    original = getattr(module, kernel)
+    setattr(module, kernel, getattr(build, kernel))
+    try:
+        return call(kernel, inputs, "cython")
+    finally:
+        setattr(module, kernel, original)

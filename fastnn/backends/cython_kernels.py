@@ -1,13 +1,60 @@
-"""Cython backend: the kernels compiled from src_ext/*.pyx at install time (fastnn._ext).
+"""Cython backend: the kernels compiled from src_ext/*.pyx at install time.
 
 The compiled functions already take (validated inputs, preallocated outputs), so this module only
-gathers them; importing it fails with ImportError when the extensions were not built.
+picks a build and gathers its functions: the AVX2+FMA build (fastnn._ext.avx2) when it was built
+and the CPU runs it, else the portable build (fastnn._ext). FASTNN_CYTHON_BUILD=portable forces the
+portable one. Importing this module fails with ImportError when the extensions were not built.
 """
-from fastnn._ext._activations import relu_backward, relu_forward, sigmoid_backward, sigmoid_forward
-from fastnn._ext._linear import linear_backward, linear_forward
-from fastnn._ext._losses import logistic_loss, softmax_cross_entropy
+import importlib
+import os
+from types import SimpleNamespace
 
-__all__ = [
-    "linear_forward", "linear_backward", "relu_forward", "relu_backward",
-    "sigmoid_forward", "sigmoid_backward", "softmax_cross_entropy", "logistic_loss",
-]
+from fastnn._ext._cpu import has_avx2_fma
+
+from ._blas import make_linear_kernels
+
+PACKAGES = {"avx2": "fastnn._ext.avx2", "portable": "fastnn._ext"}
+
+
+def load_build(name):
+    """The kernels of build `name` ('avx2' or 'portable') as a namespace; ImportError if unusable."""
+    if name == "avx2" and not has_avx2_fma():
+        raise ImportError("this CPU lacks AVX2/FMA")
+    package = PACKAGES[name]
+    linear = importlib.import_module(f"{package}._linear")
+    activations = importlib.import_module(f"{package}._activations")
+    losses = importlib.import_module(f"{package}._losses")
+    linear_forward, linear_backward = make_linear_kernels(
+        linear.small_linear_forward, linear.small_linear_backward, linear.relu_grad_and_bias, linear.column_sums)
+    return SimpleNamespace(
+        name=name,
+        linear_forward=linear_forward,
+        linear_backward=linear_backward,
+        relu_forward=activations.relu_forward,
+        relu_backward=activations.relu_backward,
+        sigmoid_forward=activations.sigmoid_forward,
+        sigmoid_backward=activations.sigmoid_backward,
+        softmax_cross_entropy=losses.softmax_cross_entropy,
+        logistic_loss=losses.logistic_loss,
+    )
+
+
+def _choose_build():
+    if os.environ.get("FASTNN_CYTHON_BUILD", "").strip().lower() != "portable":
+        try:
+            return load_build("avx2")
+        except ImportError:
+            pass
+    return load_build("portable")
+
+
+_build = _choose_build()
+BUILD = _build.name
+linear_forward = _build.linear_forward
+linear_backward = _build.linear_backward
+relu_forward = _build.relu_forward
+relu_backward = _build.relu_backward
+sigmoid_forward = _build.sigmoid_forward
+sigmoid_backward = _build.sigmoid_backward
+softmax_cross_entropy = _build.softmax_cross_entropy
+logistic_loss = _build.logistic_loss

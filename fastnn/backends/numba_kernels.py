@@ -1,10 +1,12 @@
 """Numba backend: @njit(cache=True, nogil=True) kernels; prange only where arrays are large.
 
-Matrix products call np.dot inside the JIT code (Numba forwards it to BLAS); the work around
-them (ReLU mask, bias reduction) is fused into single passes over memory.
+Large matrix products go to BLAS through fastnn.backends._blas; the work around them (ReLU mask,
+bias reduction) is fused into single passes over memory here.
 """
 import numpy as np
 from numba import njit, prange
+
+from ._blas import make_linear_kernels
 
 # Below this many elements a parallel region costs more than it saves (thread wake-up is ~10 us).
 PARALLEL_MIN_ELEMENTS = 1 << 17
@@ -23,14 +25,46 @@ _KEEP_WORDS = {4: (np.uint32, _keep_words(np.uint32)), 8: (np.uint64, _keep_word
 
 
 # ---------------------------------------------------------------------------- linear
-@njit(cache=True, nogil=True)
-def _linear_forward(X, W, b, Y, has_bias):
-    np.dot(X, W, Y)
-    if has_bias:
-        n, d_out = Y.shape
+# Reassociation (vectorized sums) and FMA contraction only: NaN and inf keep their meaning.
+SMALL_MATH = {"reassoc", "contract"}
+# These loops are not register-blocked like the Cython ones, so they beat BLAS only on the
+# tiniest batches (measured crossover); beyond that, _blas hands the products to np.matmul.
+SMALL_BATCH = 2
+
+
+@njit(cache=True, nogil=True, fastmath=SMALL_MATH)
+def _small_linear_forward(X, W, b, Y, has_bias):
+    """Y = X @ W (+ b) for small N: W is streamed once, row by row, and each row updates every Y[i]."""
+    n, d_in = X.shape
+    d_out = W.shape[1]
+    for i in range(n):
+        for j in range(d_out):
+            Y[i, j] = b[j] if has_bias else 0.0
+    for p in range(d_in):
         for i in range(n):
+            x = X[i, p]
             for j in range(d_out):
-                Y[i, j] += b[j]
+                Y[i, j] += x * W[p, j]
+
+
+@njit(cache=True, nogil=True, fastmath=SMALL_MATH)
+def _small_weight_grads(X, W, dZ, dX, dW, need_dx):
+    """dW = X.T @ dZ and dX = dZ @ W.T for small N, streaming W and dW once, row by row."""
+    n, d_in = X.shape
+    d_out = W.shape[1]
+    for p in range(d_in):
+        for j in range(d_out):
+            dW[p, j] = 0.0
+        for i in range(n):
+            x = X[i, p]
+            for j in range(d_out):
+                dW[p, j] += x * dZ[i, j]
+        if need_dx:
+            for i in range(n):
+                total = 0.0
+                for j in range(d_out):
+                    total += dZ[i, j] * W[p, j]
+                dX[i, p] = total
 
 
 @njit(cache=True, nogil=True)
@@ -61,27 +95,22 @@ def _column_sums(dY, db):
         db[j] = acc[j]
 
 
-@njit(cache=True, nogil=True)
-def _weight_grads(X, W, dZ, dX, dW, need_dx):
-    np.dot(X.T, dZ, dW)
-    if need_dx:
-        np.dot(dZ, W.T, dX)
+def _small_forward(X, W, b, Y):
+    # b=None would be a different Numba type: pass any row of the right type and a flag.
+    _small_linear_forward(X, W, W[0] if b is None else b, Y, b is not None)
 
 
-def linear_forward(X, W, b, Y):
-    _linear_forward(X, W, W[0] if b is None else b, Y, b is not None)
+def _small_backward(X, W, dY, dZ, dX, dW):
+    _small_weight_grads(X, W, dZ, X if dX is None else dX, dW, dX is not None)
 
 
-def linear_backward(X, W, dY, mask, dX, dW, db):
-    if mask is None:
-        dZ = dY
-        _column_sums(dY, db)
-    else:
-        dZ = np.empty_like(dY)
-        bits_dtype, keep = _KEEP_WORDS[dY.itemsize]
-        _relu_grad_and_bias(dY.view(bits_dtype), mask, dZ.view(bits_dtype), dZ, db, keep)
-    # dX=None would be a different Numba type; pass a dummy of the right type instead.
-    _weight_grads(X, W, dZ, dZ if dX is None else dX, dW, dX is not None)
+def _masked_grad_and_bias(dY, mask, dZ, db):
+    bits_dtype, keep = _KEEP_WORDS[dY.itemsize]
+    _relu_grad_and_bias(dY.view(bits_dtype), mask, dZ.view(bits_dtype), dZ, db, keep)
+
+
+linear_forward, linear_backward = make_linear_kernels(
+    _small_forward, _small_backward, _masked_grad_and_bias, _column_sums, small_batch=SMALL_BATCH)
 
 
 # ---------------------------------------------------------------------------- ReLU

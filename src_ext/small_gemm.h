@@ -1,0 +1,175 @@
+/* Register-blocked GEMM micro-kernels for a handful of rows (fastnn, src_ext/_small_gemm.pxd).
+ *
+ * BLAS packs its operands and dispatches threads on every call, which costs more than the
+ * arithmetic when a matrix has only a few rows. These kernels keep a block of C (up to MR rows by
+ * two vectors) in registers while streaming the shared operand once. GCC/Clang vector extensions
+ * make the code target-independent: the portable build gets SSE2, the AVX2 build 256-bit FMAs.
+ * Other compilers get the plain loops at the bottom.
+ *
+ * All matrices are row-major. A(i, p) = A[i * a_row + p * a_inner] lets one kernel serve both
+ * C = A @ B (a_row = lda, a_inner = 1) and C = A.T @ B (a_row = 1, a_inner = lda).
+ */
+#ifndef FASTNN_SMALL_GEMM_H
+#define FASTNN_SMALL_GEMM_H
+
+#include <stddef.h>
+#include <string.h>
+
+#define FASTNN_MR 4
+
+#if defined(__GNUC__) || defined(__clang__)
+
+/* One vector register: 32 bytes where the target has AVX, else 16 (SSE2, NEON). A wider vector than
+ * the hardware has would be split into scalar code. */
+#if defined(__AVX__)
+#define FASTNN_VECTOR_BYTES 32
+#else
+#define FASTNN_VECTOR_BYTES 16
+#endif
+
+/* Accumulators are named variables, never indexed with a runtime value, so they stay in registers.
+ * ROW(i) is the i-th row's pair of vectors; rows >= mr are computed on zeros and never stored. */
+#define FASTNN_DEFINE_KERNELS(T, SUFFIX)                                                              \
+enum { FASTNN_LANES_##SUFFIX = FASTNN_VECTOR_BYTES / sizeof(T),                                       \
+       FASTNN_NR_##SUFFIX = 2 * FASTNN_VECTOR_BYTES / sizeof(T) };                                    \
+typedef T fastnn_vec_##SUFFIX __attribute__((vector_size(FASTNN_VECTOR_BYTES)));                     \
+                                                                                                      \
+static inline fastnn_vec_##SUFFIX fastnn_load_##SUFFIX(const T *p) {                                 \
+    fastnn_vec_##SUFFIX v; memcpy(&v, p, sizeof v); return v;                                         \
+}                                                                                                     \
+static inline void fastnn_store_##SUFFIX(T *p, fastnn_vec_##SUFFIX v) { memcpy(p, &v, sizeof v); }   \
+                                                                                                      \
+/* Load/store one row of a block: two vectors, through a zero-padded buffer when nr < NR. */          \
+static inline void fastnn_load_row_##SUFFIX(const T *src, ptrdiff_t nr, fastnn_vec_##SUFFIX *lo,     \
+                                            fastnn_vec_##SUFFIX *hi) {                                \
+    enum { L = FASTNN_LANES_##SUFFIX };                                                               \
+    T pad[2 * L];                                                                                     \
+    if (nr == 2 * L) { *lo = fastnn_load_##SUFFIX(src); *hi = fastnn_load_##SUFFIX(src + L); return; }\
+    memset(pad, 0, sizeof pad); memcpy(pad, src, (size_t)nr * sizeof(T));                             \
+    *lo = fastnn_load_##SUFFIX(pad); *hi = fastnn_load_##SUFFIX(pad + L);                             \
+}                                                                                                     \
+static inline void fastnn_store_row_##SUFFIX(T *dst, ptrdiff_t nr, fastnn_vec_##SUFFIX lo,           \
+                                             fastnn_vec_##SUFFIX hi) {                                \
+    enum { L = FASTNN_LANES_##SUFFIX };                                                               \
+    T pad[2 * L];                                                                                     \
+    if (nr == 2 * L) { fastnn_store_##SUFFIX(dst, lo); fastnn_store_##SUFFIX(dst + L, hi); return; }  \
+    fastnn_store_##SUFFIX(pad, lo); fastnn_store_##SUFFIX(pad + L, hi);                               \
+    memcpy(dst, pad, (size_t)nr * sizeof(T));                                                         \
+}                                                                                                     \
+                                                                                                      \
+/* C[:mr, :nr] (+)= sum_p A(i, p) B[p, :nr] for mr <= MR, nr <= NR. */                                \
+static inline void fastnn_block_axpy_##SUFFIX(                                                        \
+        ptrdiff_t mr, ptrdiff_t nr, ptrdiff_t depth, const T *A, ptrdiff_t a_row, ptrdiff_t a_inner,  \
+        const T *B, ptrdiff_t ldb, T *C, ptrdiff_t ldc, int accumulate) {                             \
+    enum { L = FASTNN_LANES_##SUFFIX };                                                               \
+    const fastnn_vec_##SUFFIX zero = {0};                                                             \
+    fastnn_vec_##SUFFIX c0l = zero, c0h = zero, c1l = zero, c1h = zero,                               \
+                        c2l = zero, c2h = zero, c3l = zero, c3h = zero, bl, bh;                       \
+    /* Rows past mr read row 0 of A (always valid) and are discarded. */                              \
+    const ptrdiff_t r1 = mr > 1 ? a_row : 0, r2 = mr > 2 ? 2 * a_row : 0, r3 = mr > 3 ? 3 * a_row : 0;\
+    T pad[2 * L];                                                                                     \
+    ptrdiff_t p;                                                                                      \
+    if (accumulate) {                                                                                 \
+        fastnn_load_row_##SUFFIX(C, nr, &c0l, &c0h);                                                  \
+        if (mr > 1) fastnn_load_row_##SUFFIX(C + ldc, nr, &c1l, &c1h);                               \
+        if (mr > 2) fastnn_load_row_##SUFFIX(C + 2 * ldc, nr, &c2l, &c2h);                            \
+        if (mr > 3) fastnn_load_row_##SUFFIX(C + 3 * ldc, nr, &c3l, &c3h);                            \
+    }                                                                                                 \
+    memset(pad, 0, sizeof pad);                                                                       \
+    for (p = 0; p < depth; ++p) {                                                                     \
+        const T *a = A + p * a_inner;                                                                 \
+        if (nr == 2 * L) {                                                                            \
+            bl = fastnn_load_##SUFFIX(B + p * ldb); bh = fastnn_load_##SUFFIX(B + p * ldb + L);       \
+        } else {                                                                                      \
+            memcpy(pad, B + p * ldb, (size_t)nr * sizeof(T));                                         \
+            bl = fastnn_load_##SUFFIX(pad); bh = fastnn_load_##SUFFIX(pad + L);                       \
+        }                                                                                             \
+        c0l += a[0] * bl;  c0h += a[0] * bh;                                                          \
+        c1l += a[r1] * bl; c1h += a[r1] * bh;                                                         \
+        c2l += a[r2] * bl; c2h += a[r2] * bh;                                                         \
+        c3l += a[r3] * bl; c3h += a[r3] * bh;                                                         \
+    }                                                                                                 \
+    fastnn_store_row_##SUFFIX(C, nr, c0l, c0h);                                                       \
+    if (mr > 1) fastnn_store_row_##SUFFIX(C + ldc, nr, c1l, c1h);                                     \
+    if (mr > 2) fastnn_store_row_##SUFFIX(C + 2 * ldc, nr, c2l, c2h);                                 \
+    if (mr > 3) fastnn_store_row_##SUFFIX(C + 3 * ldc, nr, c3l, c3h);                                 \
+}                                                                                                     \
+                                                                                                      \
+static inline T fastnn_hsum_##SUFFIX(fastnn_vec_##SUFFIX v) {                                        \
+    T lanes[FASTNN_LANES_##SUFFIX], total = 0;                                                        \
+    ptrdiff_t l;                                                                                      \
+    memcpy(lanes, &v, sizeof v);                                                                      \
+    for (l = 0; l < FASTNN_LANES_##SUFFIX; ++l) total += lanes[l];                                    \
+    return total;                                                                                     \
+}                                                                                                     \
+                                                                                                      \
+/* C[i * c_row + q * c_col] = dot(A[i, :depth], B[q, :depth]) for i < mr <= MR, q < nb <= 2. */      \
+static inline void fastnn_block_dots_##SUFFIX(                                                        \
+        ptrdiff_t mr, ptrdiff_t nb, ptrdiff_t depth, const T *A, ptrdiff_t lda,                       \
+        const T *B, ptrdiff_t ldb, T *C, ptrdiff_t c_row, ptrdiff_t c_col) {                          \
+    enum { L = FASTNN_LANES_##SUFFIX };                                                               \
+    const fastnn_vec_##SUFFIX zero = {0};                                                             \
+    fastnn_vec_##SUFFIX s00 = zero, s01 = zero, s10 = zero, s11 = zero,                               \
+                        s20 = zero, s21 = zero, s30 = zero, s31 = zero, a0, a1, a2, a3, b0, b1;       \
+    /* Rows past mr / nb re-read row 0 (always valid); their sums are discarded. */                   \
+    const T *A1 = A + (mr > 1 ? lda : 0), *A2 = A + (mr > 2 ? 2 * lda : 0);                           \
+    const T *A3 = A + (mr > 3 ? 3 * lda : 0), *B1 = B + (nb > 1 ? ldb : 0);                           \
+    const ptrdiff_t full = depth - depth % L;                                                         \
+    T sums[FASTNN_MR][2];                                                                             \
+    ptrdiff_t i, q, p;                                                                                \
+    for (p = 0; p < full; p += L) {                                                                   \
+        b0 = fastnn_load_##SUFFIX(B + p); b1 = fastnn_load_##SUFFIX(B1 + p);                          \
+        a0 = fastnn_load_##SUFFIX(A + p);  s00 += a0 * b0; s01 += a0 * b1;                            \
+        a1 = fastnn_load_##SUFFIX(A1 + p); s10 += a1 * b0; s11 += a1 * b1;                            \
+        a2 = fastnn_load_##SUFFIX(A2 + p); s20 += a2 * b0; s21 += a2 * b1;                            \
+        a3 = fastnn_load_##SUFFIX(A3 + p); s30 += a3 * b0; s31 += a3 * b1;                            \
+    }                                                                                                 \
+    sums[0][0] = fastnn_hsum_##SUFFIX(s00); sums[0][1] = fastnn_hsum_##SUFFIX(s01);                   \
+    sums[1][0] = fastnn_hsum_##SUFFIX(s10); sums[1][1] = fastnn_hsum_##SUFFIX(s11);                   \
+    sums[2][0] = fastnn_hsum_##SUFFIX(s20); sums[2][1] = fastnn_hsum_##SUFFIX(s21);                   \
+    sums[3][0] = fastnn_hsum_##SUFFIX(s30); sums[3][1] = fastnn_hsum_##SUFFIX(s31);                   \
+    for (i = 0; i < mr; ++i) {                                                                        \
+        for (q = 0; q < nb; ++q) {                                                                    \
+            T total = sums[i][q];                                                                     \
+            for (p = full; p < depth; ++p) total += A[i * lda + p] * B[q * ldb + p];                  \
+            C[i * c_row + q * c_col] = total;                                                         \
+        }                                                                                             \
+    }                                                                                                 \
+}
+
+FASTNN_DEFINE_KERNELS(float, f32)
+FASTNN_DEFINE_KERNELS(double, f64)
+
+#else  /* plain C fallback: same contracts, no vector extensions */
+
+enum { FASTNN_NR_f32 = 16, FASTNN_NR_f64 = 8 };
+
+#define FASTNN_DEFINE_PLAIN(T, SUFFIX)                                                                \
+static inline void fastnn_block_axpy_##SUFFIX(                                                        \
+        ptrdiff_t mr, ptrdiff_t nr, ptrdiff_t depth, const T *A, ptrdiff_t a_row, ptrdiff_t a_inner,  \
+        const T *B, ptrdiff_t ldb, T *C, ptrdiff_t ldc, int accumulate) {                             \
+    ptrdiff_t i, j, p;                                                                                \
+    for (i = 0; i < mr; ++i)                                                                          \
+        for (j = 0; j < nr; ++j) {                                                                    \
+            T total = accumulate ? C[i * ldc + j] : 0;                                                \
+            for (p = 0; p < depth; ++p) total += A[i * a_row + p * a_inner] * B[p * ldb + j];         \
+            C[i * ldc + j] = total;                                                                   \
+        }                                                                                             \
+}                                                                                                     \
+static inline void fastnn_block_dots_##SUFFIX(                                                        \
+        ptrdiff_t mr, ptrdiff_t nb, ptrdiff_t depth, const T *A, ptrdiff_t lda,                       \
+        const T *B, ptrdiff_t ldb, T *C, ptrdiff_t c_row, ptrdiff_t c_col) {                          \
+    ptrdiff_t i, q, p;                                                                                \
+    for (i = 0; i < mr; ++i)                                                                          \
+        for (q = 0; q < nb; ++q) {                                                                    \
+            T total = 0;                                                                              \
+            for (p = 0; p < depth; ++p) total += A[i * lda + p] * B[q * ldb + p];                     \
+            C[i * c_row + q * c_col] = total;                                                         \
+        }                                                                                             \
+}
+
+FASTNN_DEFINE_PLAIN(float, f32)
+FASTNN_DEFINE_PLAIN(double, f64)
+
+#endif
+#endif  /* FASTNN_SMALL_GEMM_H */
