@@ -124,6 +124,19 @@ def torch():
     return torch
 
 
+def pytest_configure(config):
+    """Plain `pytest` runs every benchmark once, untimed, as a check of its result; `pytest
+    --benchmark-only` (or --benchmark-enable) times them.
+
+    This lives here rather than in a repository-root conftest.py because a root conftest puts the
+    source tree on sys.path, and the tests must import the installed package with its compiled
+    extensions.
+    """
+    option = config.option
+    if hasattr(option, "benchmark_disable") and not option.benchmark_only and not option.benchmark_enable:
+        option.benchmark_disable = True
+
+
 def pytest_benchmark_update_machine_info(config, machine_info):
     """Record what `python -m fastnn bench-report` prints about the machine in the JSON file."""
     from fastnn._bench_report import machine_summary

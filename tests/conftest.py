@@ -3,9 +3,7 @@ import os
 import pytest
 
 import fastnn
-
-BACKENDS = fastnn.available_backends()
-COMPILED_BACKENDS = [name for name in BACKENDS if name != "numpy"]
+from kernel_cases import BACKENDS
 
 
 def pytest_report_header(config):

@@ -10,6 +10,10 @@ import numpy as np
 
 import fastnn
 
+# What the suites run over: every backend that loads here, and the compiled ones among them.
+BACKENDS = fastnn.available_backends()
+COMPILED_BACKENDS = [name for name in BACKENDS if name != "numpy"]
+
 # Above the compiled backends' parallel threshold (1 << 17 elements), both with many rows and with
 # few long rows (where a single row is split across threads).
 LARGE_ELEMENTWISE = [(257, 513), (2, 70001), (140001,)]

@@ -7,8 +7,7 @@ import pytest
 import fastnn
 from fastnn.backends import BACKEND_MODULES, KERNELS
 
-from conftest import BACKENDS
-from kernel_cases import CASES, assert_matches_reference, call
+from kernel_cases import BACKENDS, CASES, assert_matches_reference, call
 
 LAYOUTS = ["contiguous", "fortran", "strided", "readonly"]
 

@@ -7,8 +7,7 @@ from hypothesis.extra import numpy as hnp
 
 import fastnn
 
-from conftest import COMPILED_BACKENDS
-from kernel_cases import assert_matches_reference
+from kernel_cases import COMPILED_BACKENDS, assert_matches_reference
 
 pytestmark = pytest.mark.skipif(not COMPILED_BACKENDS, reason="no compiled backend to compare")
 
