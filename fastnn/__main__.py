@@ -17,6 +17,10 @@ def cmd_info(args):
 
     print(f"fastnn {fastnn.__version__}")
     print(f"available backends: {', '.join(fastnn.available_backends())} (default: {fastnn.get_backend()})")
+    if "cython" in fastnn.available_backends():
+        from fastnn.backends import cython_kernels
+
+        print(f"cython build: {cython_kernels.BUILD} (fastnn._ext{'.avx2' if cython_kernels.BUILD == 'avx2' else ''})")
     unavailable = fastnn.unavailable_backends()
     if not unavailable:
         print("unavailable backends: none")
@@ -62,7 +66,10 @@ def cmd_bench(args):
     json_path = os.path.join(args.out, "benchmarks.json")
     if os.path.exists(json_path):
         os.remove(json_path)  # never report a previous run's results
-    command = [sys.executable, "-m", "pytest", args.bench_dir, "--benchmark-only",
+    # -P (Python 3.11+): do not put the current directory on sys.path, so the benchmarks import the
+    # installed fastnn with its compiled extensions, not the source tree they are run from.
+    safe_path = ["-P"] if sys.version_info >= (3, 11) else []
+    command = [sys.executable, *safe_path, "-m", "pytest", args.bench_dir, "--benchmark-only",
                f"--benchmark-json={json_path}", "-q"]
     if args.quick:
         command += QUICK_OPTIONS

@@ -153,8 +153,14 @@ def machine_summary():
         numba_version = numba.__version__
     except ImportError:
         numba_version = None
+    cython_build = None
+    if "cython" in fastnn.available_backends():
+        from fastnn.backends import cython_kernels
+
+        cython_build = cython_kernels.BUILD
     return {
         "cpu": _cpu_model(),
+        "cython_build": cython_build,
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "numpy": numpy.__version__,
@@ -168,4 +174,5 @@ def format_machine(summary):
     """One line describing a machine_summary() dict."""
     return (f"{summary['cpu']}, {summary['cpu_count']} logical CPUs; Python {summary['python']}, "
             f"numpy {summary['numpy']}, numba {summary['numba'] or 'not installed'}, "
-            f"fastnn {summary['fastnn']}; backends: {', '.join(summary['backends'])}")
+            f"fastnn {summary['fastnn']}; backends: {', '.join(summary['backends'])}"
+            + (f" (cython build: {summary['cython_build']})" if summary.get("cython_build") else ""))
