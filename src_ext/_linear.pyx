@@ -8,9 +8,9 @@ reduction) and fastnn.backends._blas does the two products.
 """
 from cython cimport floating
 from libc.stdint cimport uint8_t
-from libc.stdlib cimport calloc, free
+from libc.stdlib cimport calloc, free, malloc
 
-from _select cimport keep_or_zero
+from _relu_bits cimport mask_row
 from _small_gemm cimport small_gemm_nn, small_gemm_nt, small_gemm_tn
 
 
@@ -19,14 +19,12 @@ cdef int cpu_relu_grad_and_bias(const floating* dY, const uint8_t* mask, floatin
     """dZ = dY where the mask bit is set else 0, db = dZ.sum(0); one pass, float64 sums. -1 on OOM."""
     cdef Py_ssize_t i, j, n_bytes = (d + 7) // 8
     cdef double* acc = <double*>calloc(d, sizeof(double))
-    cdef floating g
     if acc == NULL:
         return -1
     for i in range(n):
-        for j in range(d):
-            g = keep_or_zero(dY[i * d + j], (mask[i * n_bytes + (j >> 3)] >> (j & 7)) & 1)
-            dZ[i * d + j] = g
-            acc[j] += g
+        mask_row(&dY[i * d], &mask[i * n_bytes], &dZ[i * d], 0, n_bytes, d)
+        for j in range(d):  # the row is still in L1
+            acc[j] += dZ[i * d + j]
     for j in range(d):
         db[j] = <floating>acc[j]
     free(acc)
@@ -81,13 +79,35 @@ def small_linear_forward(const floating[:, ::1] X, const floating[:, ::1] W, b, 
 
 
 def small_linear_backward(const floating[:, ::1] X, const floating[:, ::1] W, const floating[:, ::1] dY,
-                          const floating[:, ::1] dZ, dX, floating[:, ::1] dW):
-    """dW = X.T @ dZ and (when dX is not None) dX = dZ @ W.T for a small batch."""
+                          mask, dX, floating[:, ::1] dW, floating[::1] db):
+    """The whole backward of a small batch in one call: the fused mask/bias pass, dW and dX."""
     cdef Py_ssize_t n = X.shape[0], d_in = X.shape[1], d_out = W.shape[1]
+    cdef const uint8_t[:, ::1] bits
     cdef floating[:, ::1] dX_view
-    with nogil:
-        small_gemm_tn(d_in, d_out, n, &X[0, 0], &dZ[0, 0], &dW[0, 0])
+    cdef floating* dX_data = NULL
+    cdef floating* dZ
+    cdef bint masked = mask is not None
+    cdef int status = 0
+    if masked:
+        bits = mask
     if dX is not None:
         dX_view = dX
-        with nogil:
-            small_gemm_nt(n, d_in, d_out, &dZ[0, 0], &W[0, 0], &dX_view[0, 0])
+        dX_data = &dX_view[0, 0]
+    with nogil:
+        if masked:
+            dZ = <floating*>malloc(n * d_out * sizeof(floating))
+            if dZ == NULL:
+                status = -1
+            else:
+                status = cpu_relu_grad_and_bias(&dY[0, 0], &bits[0, 0], dZ, &db[0], n, d_out)
+        else:
+            dZ = <floating*>&dY[0, 0]
+            status = cpu_column_sums(&dY[0, 0], &db[0], n, d_out)
+        if status == 0:
+            small_gemm_tn(d_in, d_out, n, &X[0, 0], dZ, &dW[0, 0])
+            if dX_data != NULL:
+                small_gemm_nt(n, d_in, d_out, dZ, &W[0, 0], dX_data)
+        if masked and dZ != NULL:
+            free(dZ)
+    if status != 0:
+        raise MemoryError()

@@ -57,23 +57,22 @@ static inline void fastnn_store_row_##SUFFIX(T *dst, ptrdiff_t nr, fastnn_vec_##
     memcpy(dst, pad, (size_t)nr * sizeof(T));                                                         \
 }                                                                                                     \
                                                                                                       \
-/* C[:mr, :nr] (+)= sum_p A(i, p) B[p, :nr] for mr <= MR, nr <= NR. */                                \
-static inline void fastnn_block_axpy_##SUFFIX(                                                        \
-        ptrdiff_t mr, ptrdiff_t nr, ptrdiff_t depth, const T *A, ptrdiff_t a_row, ptrdiff_t a_inner,  \
-        const T *B, ptrdiff_t ldb, T *C, ptrdiff_t ldc, int accumulate) {                             \
+/* C[:rows, :nr] (+)= sum_p A(i, p) B[p, :nr] for rows <= MR, nr <= NR. Always inlined with a  \
+ * literal `rows`, so each row count gets its own loop with no work for absent rows. */              \
+static inline __attribute__((always_inline)) void fastnn_axpy_rows_##SUFFIX(                         \
+        const int rows, ptrdiff_t nr, ptrdiff_t depth, const T *A, ptrdiff_t a_row,                   \
+        ptrdiff_t a_inner, const T *B, ptrdiff_t ldb, T *C, ptrdiff_t ldc, int accumulate) {          \
     enum { L = FASTNN_LANES_##SUFFIX };                                                               \
     const fastnn_vec_##SUFFIX zero = {0};                                                             \
     fastnn_vec_##SUFFIX c0l = zero, c0h = zero, c1l = zero, c1h = zero,                               \
                         c2l = zero, c2h = zero, c3l = zero, c3h = zero, bl, bh;                       \
-    /* Rows past mr read row 0 of A (always valid) and are discarded. */                              \
-    const ptrdiff_t r1 = mr > 1 ? a_row : 0, r2 = mr > 2 ? 2 * a_row : 0, r3 = mr > 3 ? 3 * a_row : 0;\
     T pad[2 * L];                                                                                     \
     ptrdiff_t p;                                                                                      \
     if (accumulate) {                                                                                 \
         fastnn_load_row_##SUFFIX(C, nr, &c0l, &c0h);                                                  \
-        if (mr > 1) fastnn_load_row_##SUFFIX(C + ldc, nr, &c1l, &c1h);                               \
-        if (mr > 2) fastnn_load_row_##SUFFIX(C + 2 * ldc, nr, &c2l, &c2h);                            \
-        if (mr > 3) fastnn_load_row_##SUFFIX(C + 3 * ldc, nr, &c3l, &c3h);                            \
+        if (rows > 1) fastnn_load_row_##SUFFIX(C + ldc, nr, &c1l, &c1h);                             \
+        if (rows > 2) fastnn_load_row_##SUFFIX(C + 2 * ldc, nr, &c2l, &c2h);                         \
+        if (rows > 3) fastnn_load_row_##SUFFIX(C + 3 * ldc, nr, &c3l, &c3h);                         \
     }                                                                                                 \
     memset(pad, 0, sizeof pad);                                                                       \
     for (p = 0; p < depth; ++p) {                                                                     \
@@ -84,15 +83,27 @@ static inline void fastnn_block_axpy_##SUFFIX(                                  
             memcpy(pad, B + p * ldb, (size_t)nr * sizeof(T));                                         \
             bl = fastnn_load_##SUFFIX(pad); bh = fastnn_load_##SUFFIX(pad + L);                       \
         }                                                                                             \
-        c0l += a[0] * bl;  c0h += a[0] * bh;                                                          \
-        c1l += a[r1] * bl; c1h += a[r1] * bh;                                                         \
-        c2l += a[r2] * bl; c2h += a[r2] * bh;                                                         \
-        c3l += a[r3] * bl; c3h += a[r3] * bh;                                                         \
+        c0l += a[0] * bl; c0h += a[0] * bh;                                                           \
+        if (rows > 1) { c1l += a[a_row] * bl; c1h += a[a_row] * bh; }                                 \
+        if (rows > 2) { c2l += a[2 * a_row] * bl; c2h += a[2 * a_row] * bh; }                         \
+        if (rows > 3) { c3l += a[3 * a_row] * bl; c3h += a[3 * a_row] * bh; }                         \
     }                                                                                                 \
     fastnn_store_row_##SUFFIX(C, nr, c0l, c0h);                                                       \
-    if (mr > 1) fastnn_store_row_##SUFFIX(C + ldc, nr, c1l, c1h);                                     \
-    if (mr > 2) fastnn_store_row_##SUFFIX(C + 2 * ldc, nr, c2l, c2h);                                 \
-    if (mr > 3) fastnn_store_row_##SUFFIX(C + 3 * ldc, nr, c3l, c3h);                                 \
+    if (rows > 1) fastnn_store_row_##SUFFIX(C + ldc, nr, c1l, c1h);                                   \
+    if (rows > 2) fastnn_store_row_##SUFFIX(C + 2 * ldc, nr, c2l, c2h);                               \
+    if (rows > 3) fastnn_store_row_##SUFFIX(C + 3 * ldc, nr, c3l, c3h);                               \
+}                                                                                                     \
+                                                                                                      \
+/* C[:mr, :nr] (+)= sum_p A(i, p) B[p, :nr] for mr <= MR, nr <= NR. */                                \
+static inline void fastnn_block_axpy_##SUFFIX(                                                        \
+        ptrdiff_t mr, ptrdiff_t nr, ptrdiff_t depth, const T *A, ptrdiff_t a_row, ptrdiff_t a_inner,  \
+        const T *B, ptrdiff_t ldb, T *C, ptrdiff_t ldc, int accumulate) {                             \
+    switch (mr) {                                                                                     \
+    case 1: fastnn_axpy_rows_##SUFFIX(1, nr, depth, A, a_row, a_inner, B, ldb, C, ldc, accumulate); break; \
+    case 2: fastnn_axpy_rows_##SUFFIX(2, nr, depth, A, a_row, a_inner, B, ldb, C, ldc, accumulate); break; \
+    case 3: fastnn_axpy_rows_##SUFFIX(3, nr, depth, A, a_row, a_inner, B, ldb, C, ldc, accumulate); break; \
+    default: fastnn_axpy_rows_##SUFFIX(4, nr, depth, A, a_row, a_inner, B, ldb, C, ldc, accumulate); break; \
+    }                                                                                                 \
 }                                                                                                     \
                                                                                                       \
 static inline T fastnn_hsum_##SUFFIX(fastnn_vec_##SUFFIX v) {                                        \
@@ -103,38 +114,49 @@ static inline T fastnn_hsum_##SUFFIX(fastnn_vec_##SUFFIX v) {                   
     return total;                                                                                     \
 }                                                                                                     \
                                                                                                       \
-/* C[i * c_row + q * c_col] = dot(A[i, :depth], B[q, :depth]) for i < mr <= MR, q < nb <= 2. */      \
-static inline void fastnn_block_dots_##SUFFIX(                                                        \
-        ptrdiff_t mr, ptrdiff_t nb, ptrdiff_t depth, const T *A, ptrdiff_t lda,                       \
+/* C[i * c_row + q * c_col] = dot(A[i, :depth], B[q, :depth]) for i < mr <= MR, q < cols <= 2.     \
+ * Always inlined with a literal `cols`; rows of A past mr re-read row 0 and are discarded. */      \
+static inline __attribute__((always_inline)) void fastnn_dots_cols_##SUFFIX(                         \
+        ptrdiff_t mr, const int cols, ptrdiff_t depth, const T *A, ptrdiff_t lda,                     \
         const T *B, ptrdiff_t ldb, T *C, ptrdiff_t c_row, ptrdiff_t c_col) {                          \
     enum { L = FASTNN_LANES_##SUFFIX };                                                               \
     const fastnn_vec_##SUFFIX zero = {0};                                                             \
     fastnn_vec_##SUFFIX s00 = zero, s01 = zero, s10 = zero, s11 = zero,                               \
-                        s20 = zero, s21 = zero, s30 = zero, s31 = zero, a0, a1, a2, a3, b0, b1;       \
-    /* Rows past mr / nb re-read row 0 (always valid); their sums are discarded. */                   \
+                        s20 = zero, s21 = zero, s30 = zero, s31 = zero, a0, a1, a2, a3, b0, b1 = zero;\
     const T *A1 = A + (mr > 1 ? lda : 0), *A2 = A + (mr > 2 ? 2 * lda : 0);                           \
-    const T *A3 = A + (mr > 3 ? 3 * lda : 0), *B1 = B + (nb > 1 ? ldb : 0);                           \
+    const T *A3 = A + (mr > 3 ? 3 * lda : 0);                                                         \
     const ptrdiff_t full = depth - depth % L;                                                         \
     T sums[FASTNN_MR][2];                                                                             \
     ptrdiff_t i, q, p;                                                                                \
     for (p = 0; p < full; p += L) {                                                                   \
-        b0 = fastnn_load_##SUFFIX(B + p); b1 = fastnn_load_##SUFFIX(B1 + p);                          \
-        a0 = fastnn_load_##SUFFIX(A + p);  s00 += a0 * b0; s01 += a0 * b1;                            \
-        a1 = fastnn_load_##SUFFIX(A1 + p); s10 += a1 * b0; s11 += a1 * b1;                            \
-        a2 = fastnn_load_##SUFFIX(A2 + p); s20 += a2 * b0; s21 += a2 * b1;                            \
-        a3 = fastnn_load_##SUFFIX(A3 + p); s30 += a3 * b0; s31 += a3 * b1;                            \
+        b0 = fastnn_load_##SUFFIX(B + p);                                                             \
+        a0 = fastnn_load_##SUFFIX(A + p);  a1 = fastnn_load_##SUFFIX(A1 + p);                         \
+        a2 = fastnn_load_##SUFFIX(A2 + p); a3 = fastnn_load_##SUFFIX(A3 + p);                         \
+        s00 += a0 * b0; s10 += a1 * b0; s20 += a2 * b0; s30 += a3 * b0;                               \
+        if (cols > 1) {                                                                               \
+            b1 = fastnn_load_##SUFFIX(B + ldb + p);                                                   \
+            s01 += a0 * b1; s11 += a1 * b1; s21 += a2 * b1; s31 += a3 * b1;                           \
+        }                                                                                             \
     }                                                                                                 \
     sums[0][0] = fastnn_hsum_##SUFFIX(s00); sums[0][1] = fastnn_hsum_##SUFFIX(s01);                   \
     sums[1][0] = fastnn_hsum_##SUFFIX(s10); sums[1][1] = fastnn_hsum_##SUFFIX(s11);                   \
     sums[2][0] = fastnn_hsum_##SUFFIX(s20); sums[2][1] = fastnn_hsum_##SUFFIX(s21);                   \
     sums[3][0] = fastnn_hsum_##SUFFIX(s30); sums[3][1] = fastnn_hsum_##SUFFIX(s31);                   \
     for (i = 0; i < mr; ++i) {                                                                        \
-        for (q = 0; q < nb; ++q) {                                                                    \
+        for (q = 0; q < cols; ++q) {                                                                  \
             T total = sums[i][q];                                                                     \
             for (p = full; p < depth; ++p) total += A[i * lda + p] * B[q * ldb + p];                  \
             C[i * c_row + q * c_col] = total;                                                         \
         }                                                                                             \
     }                                                                                                 \
+}                                                                                                     \
+                                                                                                      \
+/* C[i * c_row + q * c_col] = dot(A[i, :depth], B[q, :depth]) for i < mr <= MR, q < nb <= 2. */      \
+static inline void fastnn_block_dots_##SUFFIX(                                                        \
+        ptrdiff_t mr, ptrdiff_t nb, ptrdiff_t depth, const T *A, ptrdiff_t lda,                       \
+        const T *B, ptrdiff_t ldb, T *C, ptrdiff_t c_row, ptrdiff_t c_col) {                          \
+    if (nb == 1) fastnn_dots_cols_##SUFFIX(mr, 1, depth, A, lda, B, ldb, C, c_row, c_col);            \
+    else fastnn_dots_cols_##SUFFIX(mr, 2, depth, A, lda, B, ldb, C, c_row, c_col);                    \
 }
 
 FASTNN_DEFINE_KERNELS(float, f32)

@@ -16,7 +16,7 @@ def make_linear_kernels(small_forward, small_backward, relu_grad_and_bias, colum
     """Build (linear_forward, linear_backward) for a backend from its compiled pieces.
 
     small_forward(X, W, b, Y)                  Y = X @ W (+ b), for n <= small_batch
-    small_backward(X, W, dY, dZ, dX, dW)       dW = X.T @ dZ and dX = dZ @ W.T (dX may be None)
+    small_backward(X, W, dY, mask, dX, dW, db) the whole backward (as linear_backward), n <= small_batch
     relu_grad_and_bias(dY, mask, dZ, db)       dZ = dY masked by the ReLU bits, db = dZ.sum(0)
     column_sums(dY, db)                        db = dY.sum(0)
     """
@@ -30,15 +30,15 @@ def make_linear_kernels(small_forward, small_backward, relu_grad_and_bias, colum
             Y += b
 
     def linear_backward(X, W, dY, mask, dX, dW, db):
+        if X.shape[0] <= small_batch:
+            small_backward(X, W, dY, mask, dX, dW, db)
+            return
         if mask is None:
             dZ = dY
             column_sums(dY, db)
         else:
             dZ = np.empty_like(dY)
             relu_grad_and_bias(dY, mask, dZ, db)
-        if X.shape[0] <= small_batch:
-            small_backward(X, W, dY, dZ, dX, dW)
-            return
         np.matmul(X.T, dZ, out=dW)
         if dX is not None:
             np.matmul(dZ, W.T, out=dX)

@@ -100,7 +100,13 @@ def _small_forward(X, W, b, Y):
     _small_linear_forward(X, W, W[0] if b is None else b, Y, b is not None)
 
 
-def _small_backward(X, W, dY, dZ, dX, dW):
+def _small_backward(X, W, dY, mask, dX, dW, db):
+    if mask is None:
+        dZ = dY
+        _column_sums(dY, db)
+    else:
+        dZ = np.empty_like(dY)
+        _masked_grad_and_bias(dY, mask, dZ, db)
     _small_weight_grads(X, W, dZ, X if dX is None else dX, dW, dX is not None)
 
 
