@@ -6,6 +6,7 @@ the fastest one that loads; choose with set_backend(), use_backend(), the FASTNN
 environment variable, or the backend= keyword every kernel takes.
 """
 from ._config import available_backends, get_backend, set_backend, unavailable_backends, use_backend
+from .gram import gram
 from .activations import relu_backward, relu_forward, sigmoid_backward, sigmoid_forward
 from .linear import linear_backward, linear_forward
 from .losses import logistic_loss, softmax_cross_entropy
@@ -17,4 +18,5 @@ __all__ = [
     "linear_forward", "linear_backward",
     "relu_forward", "relu_backward", "sigmoid_forward", "sigmoid_backward",
     "softmax_cross_entropy", "logistic_loss",
+    "gram",
 ]

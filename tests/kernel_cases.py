@@ -65,6 +65,18 @@ def _logistic_loss(rng, dtype, shape):
     return dict(scores=_normal(rng, n, dtype, scale=5.0), y=rng.choice([-1, 1], n))
 
 
+def _gram(rng, dtype, shape):
+    n_x, n_y, n_features, kernel = shape  # n_y == 0: Y is None (the symmetric case)
+    X = _normal(rng, (n_x, n_features), dtype)
+    Y = _normal(rng, (n_y, n_features), dtype) if n_y else None
+    return dict(X=X, Y=Y, kernel=kernel, gamma=0.5 / n_features, degree=3, coef0=1.0)
+
+
+# Gram shapes cross the compiled backends' row blocks (2**18 elements of K) and mirror tiles (64).
+GRAM_SHAPES = [(1, 0, 1, "rbf"), (1, 1, 3, "linear"), (5, 3, 4, "poly"), (65, 0, 9, "rbf"),
+               (37, 0, 13, "linear"), (37, 0, 13, "poly"), (37, 11, 13, "rbf"),
+               (600, 0, 7, "rbf"), (600, 0, 7, "poly"), (600, 450, 5, "rbf")]
+
 CASES = {
     "linear_forward": dict(make=_linear_forward, exact=False,
                            shapes=[(1, 1, 1), (1, 784, 128), (5, 13, 11), (7, 16, 8), (33, 17, 9), (64, 100, 3)]),
@@ -81,6 +93,7 @@ CASES = {
     "softmax_cross_entropy": dict(make=_softmax_cross_entropy, exact=False,
                                   shapes=[(1, 1), (1, 10), (5, 10), (33, 7), (500, 3)]),
     "logistic_loss": dict(make=_logistic_loss, exact=False, shapes=[(1,), (5,), (33,), (1001,)]),
+    "gram": dict(make=_gram, exact=False, shapes=GRAM_SHAPES),
 }
 
 

@@ -62,6 +62,20 @@ BAD_INPUTS = [
     ("logistic_loss", dict(scores=arr(3), y=np.array([1, -1])), ValueError, ["y", "(3,)", "(2,)"]),
     ("logistic_loss", dict(scores=arr(3, 1), y=np.array([1, -1, 1])), ValueError, ["scores", "1-D"]),
     ("logistic_loss", dict(scores=arr(3), y=np.array(["a", "b", "c"])), TypeError, ["y"]),
+    # gram
+    ("gram", dict(X=arr(4, 3), Y=arr(5, 2)), ValueError, ["X", "3 features", "Y", "(5, 2)"]),
+    ("gram", dict(X=arr(4, 3), Y=arr(5, 3, dtype=f32)), TypeError, ["Y", "float32"]),
+    ("gram", dict(X=arr(4, 3), kernel="sigmoid"), ValueError, ["kernel", "'sigmoid'", "rbf"]),
+    ("gram", dict(X=arr(4, 3), gamma=0.0), ValueError, ["gamma", "0.0"]),
+    ("gram", dict(X=arr(4, 3), gamma=float("nan")), ValueError, ["gamma"]),
+    ("gram", dict(X=arr(4, 3), gamma="auto"), ValueError, ["gamma", "auto"]),
+    ("gram", dict(X=arr(4, 3), kernel="poly", degree=2.5), ValueError, ["degree", "2.5"]),
+    ("gram", dict(X=arr(4, 3), kernel="poly", degree=-1), ValueError, ["degree", "-1"]),
+    ("gram", dict(X=arr(4, 3), kernel="poly", coef0=float("inf")), ValueError, ["coef0"]),
+    ("gram", dict(X=np.array([[1.0, np.nan]])), ValueError, ["X", "NaN"]),
+    ("gram", dict(X=arr(2, 2), Y=np.array([[np.inf, 1.0]])), ValueError, ["Y", "infinity"]),
+    ("gram", dict(X=arr(0, 3)), ValueError, ["X", "empty"]),
+    ("gram", dict(X=arr(3)), ValueError, ["X", "2-D"]),
 ]
 
 

@@ -16,6 +16,7 @@ KERNELS = (
     "sigmoid_backward",
     "softmax_cross_entropy",
     "logistic_loss",
+    "gram",
 )
 
 BACKEND_MODULES = {

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 from fastnn._ext._cpu import has_avx2_fma
 
-from ._blas import make_linear_kernels
+from ._blas import make_gram_kernel, make_linear_kernels
 
 PACKAGES = {"avx2": "fastnn._ext.avx2", "portable": "fastnn._ext"}
 
@@ -24,6 +24,7 @@ def load_build(name):
     linear = importlib.import_module(f"{package}._linear")
     activations = importlib.import_module(f"{package}._activations")
     losses = importlib.import_module(f"{package}._losses")
+    gram_module = importlib.import_module(f"{package}._gram")
     linear_forward, linear_backward = make_linear_kernels(
         linear.small_linear_forward, linear.small_linear_backward, linear.relu_grad_and_bias, linear.column_sums)
     return SimpleNamespace(
@@ -36,6 +37,7 @@ def load_build(name):
         sigmoid_backward=activations.sigmoid_backward,
         softmax_cross_entropy=losses.softmax_cross_entropy,
         logistic_loss=losses.logistic_loss,
+        gram=make_gram_kernel(gram_module.gram_epilogue, gram_module.mirror_upper),
     )
 
 
@@ -58,3 +60,4 @@ sigmoid_forward = _build.sigmoid_forward
 sigmoid_backward = _build.sigmoid_backward
 softmax_cross_entropy = _build.softmax_cross_entropy
 logistic_loss = _build.logistic_loss
+gram = _build.gram

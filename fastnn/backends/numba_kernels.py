@@ -6,7 +6,7 @@ bias reduction) is fused into single passes over memory here.
 import numpy as np
 from numba import njit, prange
 
-from ._blas import make_linear_kernels
+from ._blas import make_gram_kernel, make_linear_kernels
 
 # Below this many elements a parallel region costs more than it saves (thread wake-up is ~10 us).
 PARALLEL_MIN_ELEMENTS = 1 << 17
@@ -280,3 +280,52 @@ def softmax_cross_entropy(logits, y, dlogits):
 
 def logistic_loss(scores, y, dscores):
     return _logistic_loss(scores, y, dscores)
+
+
+# ---------------------------------------------------------------------------- Gram matrices
+@njit(cache=True, nogil=True, inline="always")
+def _int_power(base, degree):
+    result = base - base + 1  # 1 in base's type
+    while degree > 0:
+        if degree & 1:
+            result *= base
+        base *= base
+        degree >>= 1
+    return result
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _gram_epilogue(K, x_sq, y_sq, row_start, row_stop, col_start, code, gamma, degree, coef0, symmetric):
+    """K[row_start:row_stop, col_start:] = kernel(X @ Y.T block) in place; scalars are in K's dtype."""
+    n_y = K.shape[1]
+    zero = gamma - gamma
+    for i in prange(row_start, row_stop):
+        if code == 1:
+            for j in range(col_start, n_y):
+                K[i, j] = _int_power(gamma * K[i, j] + coef0, degree)
+        else:
+            for j in range(col_start, n_y):
+                d = x_sq[i] + y_sq[j] - K[i, j] - K[i, j]
+                K[i, j] = np.exp(-gamma * max(d, zero))
+            if symmetric:
+                K[i, i] = 1.0  # ||x - x|| is exactly 0 whatever the rounding of the norms
+
+
+MIRROR_BLOCK = 64
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _mirror_upper(K):
+    """K[j, i] = K[i, j] for j > i, copied in square tiles so reads and writes both stay in cache."""
+    n = K.shape[0]
+    n_tiles = (n + MIRROR_BLOCK - 1) // MIRROR_BLOCK
+    for ti in prange(n_tiles):
+        i_stop = min(n, (ti + 1) * MIRROR_BLOCK)
+        for tj in range(ti + 1):
+            j_stop = min(n, (tj + 1) * MIRROR_BLOCK)
+            for i in range(ti * MIRROR_BLOCK, i_stop):
+                for j in range(tj * MIRROR_BLOCK, min(j_stop, i)):
+                    K[i, j] = K[j, i]
+
+
+gram = make_gram_kernel(_gram_epilogue, _mirror_upper)

@@ -68,3 +68,20 @@ def logistic_loss(scores, y, dscores):
     loss = np.mean(np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z))))
     dscores[...] = -y * _sigmoid(z) / n
     return loss
+
+
+def gram(X, Y, kernel, gamma, degree, coef0, K):
+    symmetric = Y is None
+    Y = X if symmetric else Y
+    np.matmul(X, Y.T, out=K)
+    if kernel == "poly":
+        K[...] = (gamma * K + coef0) ** degree
+    elif kernel == "rbf":
+        squared_distances = np.einsum("ij,ij->i", X, X)[:, None] + np.einsum("ij,ij->i", Y, Y)[None, :] - 2 * K
+        np.maximum(squared_distances, 0, out=squared_distances)  # rounding can make them slightly negative
+        if symmetric:
+            np.fill_diagonal(squared_distances, 0)
+        K[...] = np.exp(-gamma * squared_distances)
+    if symmetric:
+        lower = np.tril_indices(K.shape[0], -1)
+        K[lower] = K.T[lower]  # exactly symmetric, whatever the BLAS did
