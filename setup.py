@@ -45,16 +45,20 @@ class BuildExtWithProbes(build_ext):
 
     def build_extensions(self):
         msvc = self.compiler.compiler_type == "msvc"
-        base = ["/O2"] if msvc else ["-O3", "-fno-math-errno"]
+        # -fno-trapping-math lets the compiler turn selects into blends (vector_exp.h needs it to vectorize);
+        # it changes no result, only the assumption that floating-point exceptions trap.
+        base = ["/O2"] if msvc else ["-O3", "-fno-math-errno", "-fno-trapping-math"]
         openmp = ["/openmp"] if msvc else ["-fopenmp"]
         avx2 = ["/arch:AVX2"] if msvc else ["-mavx2", "-mfma"]
 
         use_openmp = not os.environ.get("FASTNN_NO_OPENMP") and _compiler_accepts(self.compiler, openmp, OPENMP_PROBE)
         use_avx2 = not os.environ.get("FASTNN_NO_AVX2") and _compiler_accepts(self.compiler, avx2, AVX2_PROBE)
         if not use_openmp:
-            sys.stderr.write("fastnn: OpenMP not available, building single-threaded Cython kernels\n")
+            why = "FASTNN_NO_OPENMP is set" if os.environ.get("FASTNN_NO_OPENMP") else "OpenMP not available"
+            sys.stderr.write(f"fastnn: {why}, building single-threaded Cython kernels\n")
         if not use_avx2:
-            sys.stderr.write("fastnn: compiler cannot target AVX2+FMA, building the portable kernels only\n")
+            why = "FASTNN_NO_AVX2 is set" if os.environ.get("FASTNN_NO_AVX2") else "compiler cannot target AVX2+FMA"
+            sys.stderr.write(f"fastnn: {why}, building the portable kernels only\n")
             self.extensions = [ext for ext in self.extensions if not ext.name.startswith(AVX2_PACKAGE)]
 
         for ext in self.extensions:

@@ -15,6 +15,8 @@ def float_array(name, value, *, ndim=None, min_ndim=None, dtype=None):
     dtype: when given (the dtype of the leading argument), `value` must already have it;
     fastnn never upcasts or downcasts silently.
     """
+    if isinstance(value, np.ma.MaskedArray):
+        raise TypeError(f"{name} is a masked array; fastnn would ignore its mask: pass value.filled(...) instead")
     array = np.asarray(value)
     if array.dtype not in FLOAT_DTYPES:
         if array.dtype.kind == "f" and array.dtype.newbyteorder("=") in FLOAT_DTYPES:

@@ -6,10 +6,11 @@ there are only a few long rows, each row is split into blocks of mask bytes.
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport exp, expf, fabs, fabsf
+from libc.math cimport fabs, fabsf
 from libc.stdint cimport uint8_t
 
 from _relu_bits cimport keep_or_zero, mask_row
+from _vector_exp cimport vector_exp
 
 # A parallel region costs microseconds; below this many elements one thread is faster.
 cdef Py_ssize_t PARALLEL_MIN_ELEMENTS = 1 << 17
@@ -83,9 +84,9 @@ cdef inline floating cpu_sigmoid(floating x) noexcept nogil:
     """
     cdef floating e, r
     if floating is float:
-        e = expf(-fabsf(x))
+        e = vector_exp(-fabsf(x))
     else:
-        e = exp(-fabs(x))
+        e = vector_exp(-fabs(x))
     r = 1 / (1 + e)
     return r if x >= 0 else e * r
 

@@ -1,15 +1,20 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
-"""Gram-matrix epilogues for the Cython backend: fastnn.backends._blas tiles K into row blocks, BLAS
-fills each block with X @ Y.T, and these functions turn a block into kernel values in place while
-it is still in cache, then mirror the upper triangle of a symmetric K."""
+"""Gram-matrix epilogues for the Cython backend.
+
+fastnn.backends._compiled has BLAS fill K with X @ Y.T (syrk when Y is X), then one of these functions
+turns the inner products into kernel values in place, in parallel, with a vectorized exp. The
+symmetric one transforms only the upper triangle and mirrors it tile by tile, so each pair is
+computed once and K is exactly symmetric whatever the BLAS did.
+"""
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport exp, expf
+
+from _vector_exp cimport vector_exp
 
 cdef enum:
     POLY = 1
     RBF = 2
-    MIRROR_BLOCK = 64
+    TILE = 64  # mirror tiles: a TILE x TILE block of either triangle stays in L1
 
 
 cdef inline floating int_power(floating base, long degree) noexcept nogil:
@@ -23,40 +28,49 @@ cdef inline floating int_power(floating base, long degree) noexcept nogil:
     return result
 
 
-cdef inline floating cpu_exp(floating x) noexcept nogil:
-    if floating is float:
-        return expf(x)
-    else:
-        return exp(x)
-
-
-def gram_epilogue(floating[:, ::1] K, const floating[::1] x_sq, const floating[::1] y_sq,
-                  Py_ssize_t row_start, Py_ssize_t row_stop, Py_ssize_t col_start, int code,
-                  floating gamma, long degree, floating coef0, bint symmetric):
-    cdef Py_ssize_t i, j, n_y = K.shape[1]
+cdef inline void transform_row(floating* row, floating row_sq, const floating* col_sq, Py_ssize_t start,
+                               Py_ssize_t stop, int code, floating gamma, long degree,
+                               floating coef0) noexcept nogil:
+    """row[start:stop] = kernel(inner product) in place; row_sq/col_sq are squared norms for RBF."""
+    cdef Py_ssize_t j
     cdef floating d
-    with nogil:
-        for i in prange(row_start, row_stop, schedule="static"):
-            if code == POLY:
-                for j in range(col_start, n_y):
-                    K[i, j] = int_power(gamma * K[i, j] + coef0, degree)
-            elif code == RBF:
-                for j in range(col_start, n_y):
-                    d = x_sq[i] + y_sq[j] - K[i, j] - K[i, j]
-                    K[i, j] = cpu_exp(-gamma * (d if d > 0 else 0))
-                if symmetric:
-                    K[i, i] = 1  # ||x - x|| is exactly 0 whatever the rounding of the norms
+    if code == POLY:
+        for j in range(start, stop):
+            row[j] = int_power(gamma * row[j] + coef0, degree)
+    elif code == RBF:
+        for j in range(start, stop):
+            d = row_sq + col_sq[j] - row[j] - row[j]
+            row[j] = vector_exp(-gamma * (d if d > 0 else 0))  # rounding can make d slightly negative
 
 
-def mirror_upper(floating[:, ::1] K):
-    """K[j, i] = K[i, j] for j > i, copied in square tiles so reads and writes both stay in cache."""
-    cdef Py_ssize_t n = K.shape[0], n_tiles = (n + MIRROR_BLOCK - 1) // MIRROR_BLOCK
-    cdef Py_ssize_t ti, tj, i, j, i_stop, j_stop
+def gram_epilogue(floating[:, ::1] K, const floating[::1] x_sq, const floating[::1] y_sq, int code,
+                  floating gamma, long degree, floating coef0):
+    """K = kernel(K) in place for K = X @ Y.T; rows in parallel."""
+    cdef Py_ssize_t i, n_x = K.shape[0], n_y = K.shape[1]
     with nogil:
-        for ti in prange(n_tiles, schedule="dynamic"):
-            i_stop = min(n, (ti + 1) * MIRROR_BLOCK)
-            for tj in range(ti + 1):
-                j_stop = min(n, (tj + 1) * MIRROR_BLOCK)
-                for i in range(ti * MIRROR_BLOCK, i_stop):
-                    for j in range(tj * MIRROR_BLOCK, min(j_stop, i)):
-                        K[i, j] = K[j, i]
+        for i in prange(n_x, schedule="static"):
+            transform_row(&K[i, 0], x_sq[i] if code == RBF else 0, &y_sq[0], 0, n_y, code, gamma, degree, coef0)
+
+
+def gram_epilogue_symmetric(floating[:, ::1] K, const floating[::1] sq, int code, floating gamma, long degree,
+                            floating coef0):
+    """K = kernel(K) for K = X @ X.T: transform the upper triangle, then K[j, i] = K[i, j] for j > i.
+
+    Tile rows run in parallel. Tile row t reads only its own rows and writes the lower triangle in
+    columns t*TILE..(t+1)*TILE-1 of later rows, which no other tile row reads or writes.
+    """
+    cdef Py_ssize_t n = K.shape[0], n_tiles = (n + TILE - 1) // TILE
+    cdef Py_ssize_t t, u, i, j, i_start, i_stop, j_stop
+    with nogil:
+        for t in prange(n_tiles, schedule="dynamic"):
+            i_start = t * TILE
+            i_stop = min(n, i_start + TILE)
+            for i in range(i_start, i_stop):
+                transform_row(&K[i, 0], sq[i] if code == RBF else 0, &sq[0], i, n, code, gamma, degree, coef0)
+                if code == RBF:
+                    K[i, i] = 1  # ||x - x|| is exactly 0, whatever the rounding of the norms
+            for u in range(t, n_tiles):
+                j_stop = min(n, (u + 1) * TILE)
+                for j in range(u * TILE, j_stop):
+                    for i in range(i_start, min(i_stop, j)):
+                        K[j, i] = K[i, j]

@@ -1,10 +1,10 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
 """Linear layer kernels for the Cython backend.
 
-Small batches (up to fastnn.backends.SMALL_BATCH rows) run entirely here: the register-blocked
+Small batches (up to fastnn.backends._compiled.SMALL_BATCH rows) run entirely here: the register-blocked
 products of _small_gemm.pxd with the bias and the ReLU mask fused in. Larger batches are
 BLAS-bound; for them this module provides only the fused single pass over dY (mask + bias
-reduction) and fastnn.backends._blas does the two products.
+reduction) and fastnn.backends._compiled has np.matmul do the two products.
 """
 from cython cimport floating
 from libc.stdint cimport uint8_t

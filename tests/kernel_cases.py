@@ -72,16 +72,19 @@ def _gram(rng, dtype, shape):
     return dict(X=X, Y=Y, kernel=kernel, gamma=0.5 / n_features, degree=3, coef0=1.0)
 
 
+# (N, D_in, D_out): batch sizes on both sides of the small-batch thresholds (Numba 2, Cython 6) and
+# output widths around the micro-kernels' 8/16-column blocks.
+LINEAR_SHAPES = [(1, 1, 1), (1, 784, 128), (2, 9, 15), (3, 17, 16), (5, 13, 11), (6, 31, 17), (7, 16, 8),
+                 (33, 17, 9), (64, 100, 3), (4, 6, 33)]
+
 # Gram shapes cross the compiled backends' row blocks (2**18 elements of K) and mirror tiles (64).
 GRAM_SHAPES = [(1, 0, 1, "rbf"), (1, 1, 3, "linear"), (5, 3, 4, "poly"), (65, 0, 9, "rbf"),
                (37, 0, 13, "linear"), (37, 0, 13, "poly"), (37, 11, 13, "rbf"),
                (600, 0, 7, "rbf"), (600, 0, 7, "poly"), (600, 450, 5, "rbf")]
 
 CASES = {
-    "linear_forward": dict(make=_linear_forward, exact=False,
-                           shapes=[(1, 1, 1), (1, 784, 128), (5, 13, 11), (7, 16, 8), (33, 17, 9), (64, 100, 3)]),
-    "linear_backward": dict(make=_linear_backward, exact=False,
-                            shapes=[(1, 1, 1), (1, 784, 128), (5, 13, 11), (7, 16, 8), (33, 17, 9), (64, 100, 3)]),
+    "linear_forward": dict(make=_linear_forward, exact=False, shapes=LINEAR_SHAPES),
+    "linear_backward": dict(make=_linear_backward, exact=False, shapes=LINEAR_SHAPES),
     "relu_forward": dict(make=_relu_forward, exact=True,
                          shapes=[(1,), (1, 1), (5, 13), (3, 8), (2, 3, 17), (4, 1000)] + LARGE_ELEMENTWISE),
     "relu_backward": dict(make=_relu_backward, exact=True,

@@ -22,10 +22,22 @@ def test_required_backends_are_available(required_backends):
     assert not missing, f"required backends did not load: {missing}"
 
 
+def test_required_cython_build_is_used():
+    """CI sets FASTNN_REQUIRE_CYTHON_BUILD=avx2 so a silently dropped AVX2 build fails here."""
+    required = os.environ.get("FASTNN_REQUIRE_CYTHON_BUILD")
+    if not required:
+        pytest.skip("FASTNN_REQUIRE_CYTHON_BUILD not set")
+    from fastnn._ext._cpu import has_avx2_fma
+    from fastnn.backends import cython_kernels
+
+    if required == "avx2" and not has_avx2_fma():
+        pytest.skip("this CPU cannot run the AVX2 build")
+    assert cython_kernels.BUILD == required
+
+
 def test_default_is_the_fastest_available_compiled_backend():
-    preferred = [name for name in ("cython", "numba", "numpy") if name in fastnn.available_backends()][0]
-    if "FASTNN_BACKEND" not in os.environ:
-        assert fastnn.get_backend() == preferred
+    report = json.loads(_run_python(REPORT).stdout)  # a fresh process without FASTNN_BACKEND
+    assert report["default"] == [name for name in ("cython", "numba", "numpy") if name in report["available"]][0]
 
 
 def test_set_backend_and_use_backend_nest_and_restore(backend):

@@ -101,6 +101,12 @@ def test_non_native_byte_order_is_accepted(backend):
     np.testing.assert_array_equal(Y, np.maximum(np.arange(12.0).reshape(3, 4) - 5, 0))
 
 
+def test_masked_arrays_are_refused_rather_than_unmasked(backend):
+    X = np.ma.masked_array(arr(2, 3), mask=[[True, False, False], [False, False, False]])
+    with pytest.raises(TypeError, match="X is a masked array"):
+        fastnn.relu_forward(X, backend=backend)
+
+
 def test_lists_are_accepted_as_float64(backend):
     Y = fastnn.linear_forward([[1.0, 2.0]], [[1.0], [1.0]], [0.5], backend=backend)
     np.testing.assert_array_equal(Y, [[3.5]])

@@ -14,8 +14,8 @@ LAYOUTS = ["contiguous", "fortran", "strided", "readonly"]
 
 def _relayout(array, layout):
     """The same values in another memory layout (never touching the original)."""
-    if not isinstance(array, np.ndarray) or array.dtype.kind != "f" or layout == "contiguous":
-        return array
+    if not isinstance(array, np.ndarray) or array.dtype.kind not in "fu" or layout == "contiguous":
+        return array  # float inputs and uint8 masks are relaid; labels and parameters pass through
     if layout == "fortran":
         return np.asfortranarray(array)
     if layout == "strided":
@@ -61,10 +61,12 @@ def test_backend_matches_reference(kernel, shape, layout, backend, dtype):
         np.testing.assert_array_equal(laid_out[name], value, err_msg=f"{kernel} modified {name}")
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("shape", CASES["linear_backward"]["shapes"])
-def test_linear_backward_variants_match_reference(shape, backend, dtype):
+def test_linear_backward_variants_match_reference(shape, layout, backend, dtype):
     """Without a mask, and without dX (need_dX=False), every backend still matches the reference."""
     inputs = CASES["linear_backward"]["make"](np.random.default_rng(1), dtype, shape)
+    inputs = {name: _relayout(value, layout) for name, value in inputs.items()}
     for kwargs in ({"mask": None}, {"need_dX": False}, {"mask": None, "need_dX": False}):
         args = {**inputs, **kwargs}
         expected = call("linear_backward", args, "numpy")

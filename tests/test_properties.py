@@ -18,7 +18,8 @@ SETTINGS = settings(max_examples=40, deadline=None)
 
 
 def float_arrays(dtype, shape, bound=1e3):
-    return hnp.arrays(dtype, shape, elements=st.floats(-bound, bound, width=32, **finite))
+    width = 32 if np.dtype(dtype) == np.float32 else 64
+    return hnp.arrays(dtype, shape, elements=st.floats(-bound, bound, width=width, **finite))
 
 
 @SETTINGS

@@ -11,7 +11,8 @@ from types import SimpleNamespace
 
 from fastnn._ext._cpu import has_avx2_fma
 
-from ._blas import make_gram_kernel, make_linear_kernels
+from . import KERNELS
+from ._compiled import make_gram_kernel, make_linear_kernels
 
 PACKAGES = {"avx2": "fastnn._ext.avx2", "portable": "fastnn._ext"}
 
@@ -37,7 +38,7 @@ def load_build(name):
         sigmoid_backward=activations.sigmoid_backward,
         softmax_cross_entropy=losses.softmax_cross_entropy,
         logistic_loss=losses.logistic_loss,
-        gram=make_gram_kernel(gram_module.gram_epilogue, gram_module.mirror_upper),
+        gram=make_gram_kernel(gram_module.gram_epilogue, gram_module.gram_epilogue_symmetric),
     )
 
 
@@ -52,12 +53,4 @@ def _choose_build():
 
 _build = _choose_build()
 BUILD = _build.name
-linear_forward = _build.linear_forward
-linear_backward = _build.linear_backward
-relu_forward = _build.relu_forward
-relu_backward = _build.relu_backward
-sigmoid_forward = _build.sigmoid_forward
-sigmoid_backward = _build.sigmoid_backward
-softmax_cross_entropy = _build.softmax_cross_entropy
-logistic_loss = _build.logistic_loss
-gram = _build.gram
+globals().update({kernel: getattr(_build, kernel) for kernel in KERNELS})

@@ -1,12 +1,12 @@
 """Numba backend: @njit(cache=True, nogil=True) kernels; prange only where arrays are large.
 
-Large matrix products go to BLAS through fastnn.backends._blas; the work around them (ReLU mask,
+Large matrix products go to BLAS through fastnn.backends._compiled; the work around them (ReLU mask,
 bias reduction) is fused into single passes over memory here.
 """
 import numpy as np
 from numba import njit, prange
 
-from ._blas import make_gram_kernel, make_linear_kernels
+from ._compiled import make_gram_kernel, make_linear_kernels
 
 # Below this many elements a parallel region costs more than it saves (thread wake-up is ~10 us).
 PARALLEL_MIN_ELEMENTS = 1 << 17
@@ -28,7 +28,7 @@ _KEEP_WORDS = {4: (np.uint32, _keep_words(np.uint32)), 8: (np.uint64, _keep_word
 # Reassociation (vectorized sums) and FMA contraction only: NaN and inf keep their meaning.
 SMALL_MATH = {"reassoc", "contract"}
 # These loops are not register-blocked like the Cython ones, so they beat BLAS only on the
-# tiniest batches (measured crossover); beyond that, _blas hands the products to np.matmul.
+# tiniest batches (measured crossover); beyond that, _compiled hands the products to np.matmul.
 SMALL_BATCH = 2
 
 
@@ -107,7 +107,9 @@ def _small_backward(X, W, dY, mask, dX, dW, db):
     else:
         dZ = np.empty_like(dY)
         _masked_grad_and_bias(dY, mask, dZ, db)
-    _small_weight_grads(X, W, dZ, X if dX is None else dX, dW, dX is not None)
+    # dX=None would be a different Numba type: pass a writable dummy of the right type (never written;
+    # X itself may be read-only, and Numba refuses to compile a write into a read-only array).
+    _small_weight_grads(X, W, dZ, np.empty((1, 1), dtype=X.dtype) if dX is None else dX, dW, dX is not None)
 
 
 def _masked_grad_and_bias(dY, mask, dZ, db):
@@ -294,38 +296,45 @@ def _int_power(base, degree):
     return result
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def _gram_epilogue(K, x_sq, y_sq, row_start, row_stop, col_start, code, gamma, degree, coef0, symmetric):
-    """K[row_start:row_stop, col_start:] = kernel(X @ Y.T block) in place; scalars are in K's dtype."""
-    n_y = K.shape[1]
+@njit(cache=True, nogil=True, inline="always")
+def _transform_row(K, i, row_sq, col_sq, start, stop, code, gamma, degree, coef0):
+    """K[i, start:stop] = kernel(inner product) in place; scalars are in K's dtype."""
     zero = gamma - gamma
-    for i in prange(row_start, row_stop):
-        if code == 1:
-            for j in range(col_start, n_y):
-                K[i, j] = _int_power(gamma * K[i, j] + coef0, degree)
-        else:
-            for j in range(col_start, n_y):
-                d = x_sq[i] + y_sq[j] - K[i, j] - K[i, j]
-                K[i, j] = np.exp(-gamma * max(d, zero))
-            if symmetric:
-                K[i, i] = 1.0  # ||x - x|| is exactly 0 whatever the rounding of the norms
-
-
-MIRROR_BLOCK = 64
+    if code == 1:
+        for j in range(start, stop):
+            K[i, j] = _int_power(gamma * K[i, j] + coef0, degree)
+    elif code == 2:
+        for j in range(start, stop):
+            d = row_sq + col_sq[j] - K[i, j] - K[i, j]
+            K[i, j] = np.exp(-gamma * max(d, zero))  # rounding can make d slightly negative
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _mirror_upper(K):
-    """K[j, i] = K[i, j] for j > i, copied in square tiles so reads and writes both stay in cache."""
+def _gram_epilogue(K, x_sq, y_sq, code, gamma, degree, coef0):
+    for i in prange(K.shape[0]):
+        _transform_row(K, i, x_sq[i] if code == 2 else gamma - gamma, y_sq, 0, K.shape[1], code, gamma, degree,
+                       coef0)
+
+
+MIRROR_TILE = 64
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _gram_epilogue_symmetric(K, sq, code, gamma, degree, coef0):
+    """Transform the upper triangle, then K[j, i] = K[i, j] for j > i, tile row by tile row (see _gram.pyx)."""
     n = K.shape[0]
-    n_tiles = (n + MIRROR_BLOCK - 1) // MIRROR_BLOCK
-    for ti in prange(n_tiles):
-        i_stop = min(n, (ti + 1) * MIRROR_BLOCK)
-        for tj in range(ti + 1):
-            j_stop = min(n, (tj + 1) * MIRROR_BLOCK)
-            for i in range(ti * MIRROR_BLOCK, i_stop):
-                for j in range(tj * MIRROR_BLOCK, min(j_stop, i)):
-                    K[i, j] = K[j, i]
+    n_tiles = (n + MIRROR_TILE - 1) // MIRROR_TILE
+    for t in prange(n_tiles):
+        i_start = t * MIRROR_TILE
+        i_stop = min(n, i_start + MIRROR_TILE)
+        for i in range(i_start, i_stop):
+            _transform_row(K, i, sq[i] if code == 2 else gamma - gamma, sq, i, n, code, gamma, degree, coef0)
+            if code == 2:
+                K[i, i] = 1.0  # ||x - x|| is exactly 0, whatever the rounding of the norms
+        for u in range(t, n_tiles):
+            for j in range(u * MIRROR_TILE, min(n, (u + 1) * MIRROR_TILE)):
+                for i in range(i_start, min(i_stop, j)):
+                    K[j, i] = K[i, j]
 
 
-gram = make_gram_kernel(_gram_epilogue, _mirror_upper)
+gram = make_gram_kernel(_gram_epilogue, _gram_epilogue_symmetric)

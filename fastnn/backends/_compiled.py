@@ -1,4 +1,5 @@
-"""The linear-layer kernels of the compiled backends, written once around their fused passes.
+"""Kernels the compiled backends share, written once around their compiled pieces: the linear layer
+(around the fused mask pass and the small-batch products) and the Gram matrix (around its epilogues).
 
 Up to SMALL_BATCH rows the products run in the backend's own small-matrix kernels: BLAS packing
 and thread dispatch cost more than the arithmetic there. Beyond it the work is two GEMMs, given to
@@ -48,43 +49,31 @@ def make_linear_kernels(small_forward, small_backward, relu_grad_and_bias, colum
 
 # Gram matrices ------------------------------------------------------------------------------------
 KERNEL_CODES = {"linear": 0, "poly": 1, "rbf": 2}
-# Elements of K per row block: a block is produced by one GEMM and transformed by the epilogue
-# while it is still in cache, and the GEMM stays large enough to run at full speed.
-GRAM_BLOCK_ELEMENTS = 1 << 18
 
 
-def make_gram_kernel(epilogue, mirror_upper):
-    """Build a backend's gram(X, Y, kernel, gamma, degree, coef0, K) from its compiled pieces.
+def make_gram_kernel(epilogue, symmetric_epilogue):
+    """Build a backend's gram(X, Y, kernel, gamma, degree, coef0, K) from its compiled epilogues.
 
-    epilogue(K, x_sq, y_sq, row_start, row_stop, col_start, code, gamma, degree, coef0, symmetric)
-        turns K[row_start:row_stop, col_start:], which holds X @ Y.T, into kernel values in place
-        (code from KERNEL_CODES; x_sq, y_sq squared row norms for 'rbf'; scalars in K's dtype).
-    mirror_upper(K)
-        K[j, i] = K[i, j] for j > i.
-
-    K is filled one block of rows at a time. With Y None only blocks on or right of the diagonal are
-    computed (half the GEMM work, like BLAS syrk), then mirrored, so K is exactly symmetric.
+    One BLAS call fills K with the inner products: for Y None, X @ X.T, for which NumPy calls syrk
+    (each pair computed once). The epilogue then turns K into kernel values in place:
+    epilogue(K, x_sq, y_sq, code, gamma, degree, coef0) and, for Y None,
+    symmetric_epilogue(K, sq, code, gamma, degree, coef0), which transforms the upper triangle and
+    mirrors it so K is exactly symmetric. code comes from KERNEL_CODES, x_sq/y_sq/sq are squared row
+    norms (read for 'rbf' only), the scalars are in K's dtype. No memory beyond K and the norms.
     """
 
     def gram(X, Y, kernel, gamma, degree, coef0, K):
-        symmetric = Y is None
-        Y = X if symmetric else Y
         code = KERNEL_CODES[kernel]
-        dtype = K.dtype.type
-        if kernel == "rbf":
-            x_sq = np.einsum("ij,ij->i", X, X)
-            y_sq = x_sq if symmetric else np.einsum("ij,ij->i", Y, Y)
+        scalars = (code, K.dtype.type(gamma), degree, K.dtype.type(coef0))
+        if Y is None:
+            np.matmul(X, X.T, out=K)
+            sq = np.diagonal(K).copy() if kernel == "rbf" else np.zeros(1, dtype=K.dtype)
+            symmetric_epilogue(K, sq, *scalars)
         else:
-            x_sq = y_sq = np.zeros(1, dtype=K.dtype)
-        n_x, n_y = K.shape
-        rows = max(8, min(n_x, GRAM_BLOCK_ELEMENTS // n_y))
-        for start in range(0, n_x, rows):
-            stop = min(start + rows, n_x)
-            first_col = start if symmetric else 0
-            np.matmul(X[start:stop], Y[first_col:].T, out=K[start:stop, first_col:])
+            np.matmul(X, Y.T, out=K)
             if code:
-                epilogue(K, x_sq, y_sq, start, stop, first_col, code, dtype(gamma), degree, dtype(coef0), symmetric)
-        if symmetric:
-            mirror_upper(K)
+                x_sq = np.einsum("ij,ij->i", X, X)
+                y_sq = np.einsum("ij,ij->i", Y, Y)
+                epilogue(K, x_sq, y_sq, *scalars)
 
     return gram
