@@ -54,23 +54,26 @@ def gram_epilogue(floating[:, ::1] K, const floating[::1] x_sq, const floating[:
 
 def gram_epilogue_symmetric(floating[:, ::1] K, const floating[::1] sq, int code, floating gamma, long degree,
                             floating coef0):
-    """K = kernel(K) for K = X @ X.T: transform the upper triangle, then K[j, i] = K[i, j] for j > i.
+    """K = kernel(K) for K = X @ X.T: each upper tile is transformed, then copied to its mirror tile
+    while still in cache, so K is exactly symmetric and each pair is computed once.
 
     Tile rows run in parallel. Tile row t reads only its own rows and writes the lower triangle in
     columns t*TILE..(t+1)*TILE-1 of later rows, which no other tile row reads or writes.
     """
     cdef Py_ssize_t n = K.shape[0], n_tiles = (n + TILE - 1) // TILE
-    cdef Py_ssize_t t, u, i, j, i_start, i_stop, j_stop
+    cdef Py_ssize_t t, u, i, j, i_start, i_stop, j_start, j_stop
     with nogil:
         for t in prange(n_tiles, schedule="dynamic"):
             i_start = t * TILE
             i_stop = min(n, i_start + TILE)
-            for i in range(i_start, i_stop):
-                transform_row(&K[i, 0], sq[i] if code == RBF else 0, &sq[0], i, n, code, gamma, degree, coef0)
-                if code == RBF:
-                    K[i, i] = 1  # ||x - x|| is exactly 0, whatever the rounding of the norms
             for u in range(t, n_tiles):
-                j_stop = min(n, (u + 1) * TILE)
-                for j in range(u * TILE, j_stop):
+                j_start = u * TILE
+                j_stop = min(n, j_start + TILE)
+                for i in range(i_start, i_stop):
+                    transform_row(&K[i, 0], sq[i] if code == RBF else 0, &sq[0], max(i, j_start), j_stop,
+                                  code, gamma, degree, coef0)
+                    if code == RBF and u == t:
+                        K[i, i] = 1  # ||x - x|| is exactly 0, whatever the rounding of the norms
+                for j in range(j_start, j_stop):
                     for i in range(i_start, min(i_stop, j)):
                         K[j, i] = K[i, j]

@@ -321,18 +321,21 @@ MIRROR_TILE = 64
 
 @njit(cache=True, nogil=True, parallel=True)
 def _gram_epilogue_symmetric(K, sq, code, gamma, degree, coef0):
-    """Transform the upper triangle, then K[j, i] = K[i, j] for j > i, tile row by tile row (see _gram.pyx)."""
+    """Transform each upper tile and copy it to its mirror tile while in cache (see _gram.pyx)."""
     n = K.shape[0]
     n_tiles = (n + MIRROR_TILE - 1) // MIRROR_TILE
     for t in prange(n_tiles):
         i_start = t * MIRROR_TILE
         i_stop = min(n, i_start + MIRROR_TILE)
-        for i in range(i_start, i_stop):
-            _transform_row(K, i, sq[i] if code == 2 else gamma - gamma, sq, i, n, code, gamma, degree, coef0)
-            if code == 2:
-                K[i, i] = 1.0  # ||x - x|| is exactly 0, whatever the rounding of the norms
         for u in range(t, n_tiles):
-            for j in range(u * MIRROR_TILE, min(n, (u + 1) * MIRROR_TILE)):
+            j_start = u * MIRROR_TILE
+            j_stop = min(n, j_start + MIRROR_TILE)
+            for i in range(i_start, i_stop):
+                _transform_row(K, i, sq[i] if code == 2 else gamma - gamma, sq, max(i, j_start), j_stop, code,
+                               gamma, degree, coef0)
+                if code == 2 and u == t:
+                    K[i, i] = 1.0  # ||x - x|| is exactly 0, whatever the rounding of the norms
+            for j in range(j_start, j_stop):
                 for i in range(i_start, min(i_stop, j)):
                     K[j, i] = K[i, j]
 
