@@ -1,0 +1,234 @@
+"""Multiclass perceptron (Algorithm 1) and kernel multiclass perceptron (Algorithm 2) estimators.
+
+Both train epoch by epoch: each epoch visits every training example once, in an order drawn from
+`random_state` (or in the given order with shuffle=False), and is one call of a backend kernel
+(fastnn.perceptron), so the compiled backends run an epoch without Python per example. Training
+stops after the first epoch without a mistake, or after `max_epochs`.
+
+The same random_state gives the same model on every backend (up to floating-point rounding; with
+exactly representable data such as the digits' pixels / 16 and a linear model, bit for bit).
+"""
+import math
+import numbers
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from .. import perceptron as _epochs
+from .._config import resolve
+from .._validation import FLOAT_DTYPES
+
+KERNEL_FUNCTIONS = ("linear", "poly", "rbf")
+
+
+def gram(X, Y=None, *, kernel="rbf", gamma=None, degree=3, coef0=1.0, backend=None):
+    """K[i, j] = k(X[i], Y[j]): fastnn.gram, or scikit-learn's pairwise_kernels where fastnn has none."""
+    import fastnn
+
+    if hasattr(fastnn, "gram"):
+        return fastnn.gram(X, Y, kernel=kernel, gamma=gamma, degree=degree, coef0=coef0, backend=backend)
+    from sklearn.metrics.pairwise import pairwise_kernels
+
+    if kernel not in KERNEL_FUNCTIONS:
+        raise ValueError(f"kernel must be one of {KERNEL_FUNCTIONS}, got {kernel!r}")
+    K = pairwise_kernels(X, Y, metric=kernel, filter_params=True, gamma=gamma, degree=degree, coef0=coef0)
+    return np.ascontiguousarray(K, dtype=X.dtype)
+
+
+class _EpochClassifier(ClassifierMixin, BaseEstimator):
+    """What both perceptrons share: validation, label encoding, the epoch loop, predict."""
+
+    def __init__(self, *, max_epochs=20, shuffle=True, random_state=None, backend=None, dtype=None):
+        self.max_epochs = max_epochs
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.backend = backend
+        self.dtype = dtype
+
+    # ------------------------------------------------------------------ subclass hooks
+    def _init_state(self, X, n_classes):
+        """Prepare training on X; return the function run_epoch(y_encoded, order) -> n_mistakes."""
+        raise NotImplementedError
+
+    def _finish(self, X):
+        """Set the fitted attributes from the final state."""
+        raise NotImplementedError
+
+    def _scores(self, X):
+        """(n_samples, n_classes) class scores of validated X."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ fitting
+    def _float_dtype(self):
+        if self.dtype is None:
+            return [np.float64, np.float32]  # keep float32 input, convert anything else to float64
+        try:
+            dtype = np.dtype(self.dtype)
+        except TypeError:
+            dtype = None
+        if dtype not in FLOAT_DTYPES:
+            raise ValueError(f"dtype must be None, float32 or float64, got {self.dtype!r}")
+        return dtype
+
+    def _check_params(self):
+        if (isinstance(self.max_epochs, bool) or not isinstance(self.max_epochs, numbers.Integral)
+                or self.max_epochs < 1):
+            raise ValueError(f"max_epochs must be a positive integer, got {self.max_epochs!r}")
+        resolve(self.backend)  # unknown or unavailable backend: fail before any work
+
+    def fit(self, X, y):
+        """Train on X (n_samples, n_features) and labels y (n_samples,) of any hashable type.
+
+        Returns self.
+        """
+        self._check_params()
+        X, y = validate_data(self, X, y, dtype=self._float_dtype(), order="C")
+        check_classification_targets(y)
+        self.classes_, y_encoded = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes; got 1 class "
+                             f"({self.classes_[0]!r})")
+        y_encoded = np.ascontiguousarray(y_encoded.reshape(-1), dtype=np.int64)
+        n_samples = X.shape[0]
+        rng = check_random_state(self.random_state)
+        run_epoch = self._init_state(X, len(self.classes_))
+        self.mistakes_ = []
+        for _ in range(self.max_epochs):
+            order = rng.permutation(n_samples) if self.shuffle else np.arange(n_samples)
+            mistakes = int(run_epoch(y_encoded, order.astype(np.int64)))
+            self.mistakes_.append(mistakes)
+            if mistakes == 0:
+                break
+        self.n_iter_ = len(self.mistakes_)
+        self._finish(X)
+        return self
+
+    # ------------------------------------------------------------------ prediction
+    def _validated(self, X):
+        check_is_fitted(self)
+        return validate_data(self, X, dtype=self._fit_dtype, order="C", reset=False)
+
+    def decision_function(self, X):
+        """Class scores: (n_samples, n_classes), or (n_samples,) for two classes (> 0 means classes_[1])."""
+        scores = self._scores(self._validated(X))
+        if len(self.classes_) == 2:
+            return scores[:, 1] - scores[:, 0]
+        return scores
+
+    def predict(self, X):
+        """The class with the highest score (ties: the first in classes_)."""
+        scores = self._scores(self._validated(X))
+        return self.classes_[np.argmax(scores, axis=1)]
+
+
+class Perceptron(_EpochClassifier):
+    """Multiclass perceptron (Algorithm 1): one weight vector per class, no intercept.
+
+    Each epoch visits every example once; on a mistake (yhat = argmax_c w_c . x_i != y_i) it
+    moves w_yhat -= x_i and w_{y_i} += x_i. Ties go to the first class.
+
+    Parameters
+    ----------
+    max_epochs : int, default 20. Training stops earlier after an epoch without a mistake.
+    shuffle : bool, default True: a new random example order each epoch (else the data's order).
+    random_state : None, int or numpy RandomState: the example orders.
+    backend : None (the current fastnn backend), 'numpy', 'numba' or 'cython'.
+    dtype : None (float32 input stays float32, anything else becomes float64), float32 or float64.
+
+    Attributes
+    ----------
+    classes_ : (n_classes,) the labels, sorted
+    coef_ : (n_classes, n_features) the weight vectors, in the training dtype
+    n_features_in_, n_iter_ (epochs run), mistakes_ (list: mistakes per epoch)
+    """
+
+    def _init_state(self, X, n_classes):
+        self._fit_dtype = X.dtype
+        W = np.zeros((n_classes, X.shape[1]), dtype=X.dtype)
+        epoch = _epochs._epoch_kernel(self.backend, "perceptron_epoch")
+        self._W = W
+        return lambda y, order: epoch(X, y, order, W)
+
+    def _finish(self, X):
+        self.coef_ = self._W
+        del self._W
+
+    def _scores(self, X):
+        import fastnn
+
+        return fastnn.linear_forward(X, self.coef_.T, backend=self.backend)
+
+
+class KernelPerceptron(_EpochClassifier):
+    """Kernel multiclass perceptron (Algorithm 2): w_c = sum_i alpha[c, i] phi(x_i).
+
+    Training uses only the Gram matrix K of the training set (fastnn.gram); each epoch visits
+    every example once and on a mistake moves alpha[yhat, i] -= 1, alpha[y_i, i] += 1. Prediction
+    uses only the training points with a nonzero column of alpha (the support vectors):
+    score_c(x) = sum_{i in support} alpha[c, i] k(x_i, x).
+
+    Parameters
+    ----------
+    kernel : 'rbf' (default), 'poly' or 'linear', as in fastnn.gram
+    gamma : float or None (1 / n_features), degree : int (3), coef0 : float (1.0): as in fastnn.gram
+    max_epochs, shuffle, random_state, backend, dtype : as in Perceptron
+
+    Attributes
+    ----------
+    classes_ : (n_classes,)
+    dual_coef_ : (n_classes, n_train) alpha, in the training dtype
+    support_ : (n_support,) indices of the training points with a nonzero column of alpha
+    support_vectors_ : (n_support, n_features) those training points
+    n_features_in_, n_iter_, mistakes_ : as in Perceptron
+    """
+
+    def __init__(self, *, kernel="rbf", gamma=None, degree=3, coef0=1.0, max_epochs=20, shuffle=True,
+                 random_state=None, backend=None, dtype=None):
+        super().__init__(max_epochs=max_epochs, shuffle=shuffle, random_state=random_state, backend=backend,
+                         dtype=dtype)
+        self.kernel = kernel
+        self.gamma = gamma
+        self.degree = degree
+        self.coef0 = coef0
+
+    def _check_params(self):
+        super()._check_params()
+        if self.kernel not in KERNEL_FUNCTIONS:
+            raise ValueError(f"kernel must be one of {KERNEL_FUNCTIONS}, got {self.kernel!r}")
+        gamma, degree, coef0 = self.gamma, self.degree, self.coef0
+        if gamma is not None and (isinstance(gamma, bool) or not isinstance(gamma, numbers.Real)
+                                  or not (math.isfinite(gamma) and gamma > 0)):
+            raise ValueError(f"gamma must be a positive finite number or None, got {gamma!r}")
+        if isinstance(degree, bool) or not isinstance(degree, numbers.Integral) or degree < 0:
+            raise ValueError(f"degree must be a non-negative integer, got {degree!r}")
+        if isinstance(coef0, bool) or not isinstance(coef0, numbers.Real) or not math.isfinite(coef0):
+            raise ValueError(f"coef0 must be a finite number, got {coef0!r}")
+
+    def _gram(self, X, Y=None):
+        return gram(X, Y, kernel=self.kernel, gamma=self.gamma, degree=self.degree, coef0=self.coef0,
+                    backend=self.backend)
+
+    def _init_state(self, X, n_classes):
+        self._fit_dtype = X.dtype
+        K = self._gram(X)
+        alpha = np.zeros((n_classes, X.shape[0]), dtype=X.dtype)
+        scores = np.zeros_like(alpha)  # = alpha @ K
+        epoch = _epochs._epoch_kernel(self.backend, "kernel_perceptron_epoch")
+        self._alpha = alpha
+        return lambda y, order: epoch(K, y, order, alpha, scores)
+
+    def _finish(self, X):
+        self.dual_coef_ = self._alpha
+        del self._alpha
+        self.support_ = np.flatnonzero(np.any(self.dual_coef_ != 0, axis=0))
+        self.support_vectors_ = np.ascontiguousarray(X[self.support_])
+        self._support_coef = np.ascontiguousarray(self.dual_coef_[:, self.support_])
+
+    def _scores(self, X):
+        if len(self.support_) == 0:
+            return np.zeros((X.shape[0], len(self.classes_)), dtype=self._fit_dtype)
+        K = self._gram(self.support_vectors_, X)  # (n_support, n_samples)
+        return (self._support_coef @ K).T
