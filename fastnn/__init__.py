@@ -7,6 +7,7 @@ environment variable, or the backend= keyword every kernel takes.
 """
 from ._config import available_backends, get_backend, set_backend, unavailable_backends, use_backend
 from .gram import gram
+from .perceptron import kernel_perceptron_epoch, perceptron_epoch
 from .activations import relu_backward, relu_forward, sigmoid_backward, sigmoid_forward
 from .linear import linear_backward, linear_forward
 from .losses import logistic_loss, softmax_cross_entropy
@@ -18,5 +19,5 @@ __all__ = [
     "linear_forward", "linear_backward",
     "relu_forward", "relu_backward", "sigmoid_forward", "sigmoid_backward",
     "softmax_cross_entropy", "logistic_loss",
-    "gram",
+    "gram", "perceptron_epoch", "kernel_perceptron_epoch",
 ]

@@ -7,7 +7,6 @@ epoch after epoch; they are public so that any training loop can use them.
 Neither function modifies the caller's arrays: the state (W, or alpha and scores) is copied and
 the updated copy returned. Ties in a prediction go to the lowest class index (np.argmax).
 """
-import importlib
 
 import numpy as np
 
@@ -18,23 +17,9 @@ EPOCH_KERNELS = ("perceptron_epoch", "kernel_perceptron_epoch")
 
 # Until the epochs are rows of the backend table (fastnn.backends.KERNELS), each backend's epochs
 # live in a module of their own; _epoch_kernel finds them there when the backend module lacks them.
-_LOCAL_MODULES = {
-    "fastnn.backends.numpy_ref": "fastnn.backends.perceptron_ref",
-    "fastnn.backends.numba_kernels": "fastnn.backends.perceptron_numba",
-}
-
-
 def _epoch_kernel(backend, name):
     """The backend function `name` of backend `backend` (None: the current backend)."""
-    module = resolve(backend)
-    function = getattr(module, name, None)
-    if function is not None:
-        return function
-    if module.__name__ == "fastnn.backends.cython_kernels":
-        local = f"{module.PACKAGES[module.BUILD]}._perceptron"
-    else:
-        local = _LOCAL_MODULES[module.__name__]
-    return getattr(importlib.import_module(local), name)
+    return getattr(resolve(backend), name)
 
 
 def _finite(name, array):

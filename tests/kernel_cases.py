@@ -82,6 +82,23 @@ GRAM_SHAPES = [(1, 0, 1, "rbf"), (1, 1, 3, "linear"), (5, 3, 4, "poly"), (65, 0,
                (37, 0, 13, "linear"), (37, 0, 13, "poly"), (37, 11, 13, "rbf"),
                (600, 0, 7, "rbf"), (600, 0, 7, "poly"), (600, 450, 5, "rbf")]
 
+def _perceptron_epoch(rng, dtype, shape):
+    n, n_features, n_classes = shape
+    # Small integers: every dot product and update is exact, so all backends match bit for bit.
+    return dict(X=rng.integers(-3, 4, (n, n_features)).astype(dtype), y=rng.integers(0, n_classes, n),
+                order=np.concatenate([rng.permutation(n), rng.integers(0, n, n)]),
+                W=rng.integers(-2, 3, (n_classes, n_features)).astype(dtype))
+
+
+def _kernel_perceptron_epoch(rng, dtype, shape):
+    n, n_classes = shape
+    X = rng.integers(-3, 4, (n, 5)).astype(dtype)
+    K = (X @ X.T + 1) ** 2  # an integer polynomial Gram matrix: the running scores stay exact
+    alpha = rng.integers(-1, 2, (n_classes, n)).astype(dtype)
+    return dict(K=K, y=rng.integers(0, n_classes, n), order=np.concatenate([rng.permutation(n), rng.integers(0, n, n)]),
+                alpha=alpha, scores=alpha @ K)
+
+
 CASES = {
     "linear_forward": dict(make=_linear_forward, exact=False, shapes=LINEAR_SHAPES),
     "linear_backward": dict(make=_linear_backward, exact=False, shapes=LINEAR_SHAPES),
@@ -97,6 +114,10 @@ CASES = {
                                   shapes=[(1, 1), (1, 10), (5, 10), (33, 7), (500, 3)]),
     "logistic_loss": dict(make=_logistic_loss, exact=False, shapes=[(1,), (5,), (33,), (1001,)]),
     "gram": dict(make=_gram, exact=False, shapes=GRAM_SHAPES),
+    "perceptron_epoch": dict(make=_perceptron_epoch, exact=True,
+                             shapes=[(1, 1, 2), (5, 13, 3), (33, 17, 10), (200, 64, 10)]),
+    "kernel_perceptron_epoch": dict(make=_kernel_perceptron_epoch, exact=True,
+                                    shapes=[(1, 2), (7, 3), (50, 10), (300, 4)]),
 }
 
 
@@ -116,6 +137,9 @@ def assert_matches_reference(actual, expected, dtype, exact):
     for got, want in zip(actual, expected):
         if want is None:
             assert got is None
+            continue
+        if isinstance(want, int):  # a count, e.g. the mistakes of an epoch
+            assert isinstance(got, int) and got == want
             continue
         if isinstance(want, float):
             assert isinstance(got, float)

@@ -17,6 +17,8 @@ KERNELS = (
     "softmax_cross_entropy",
     "logistic_loss",
     "gram",
+    "perceptron_epoch",
+    "kernel_perceptron_epoch",
 )
 
 BACKEND_MODULES = {

@@ -26,6 +26,7 @@ def load_build(name):
     activations = importlib.import_module(f"{package}._activations")
     losses = importlib.import_module(f"{package}._losses")
     gram_module = importlib.import_module(f"{package}._gram")
+    perceptron = importlib.import_module(f"{package}._perceptron")
     linear_forward, linear_backward = make_linear_kernels(
         linear.small_linear_forward, linear.small_linear_backward, linear.relu_grad_and_bias, linear.column_sums)
     return SimpleNamespace(
@@ -39,6 +40,8 @@ def load_build(name):
         softmax_cross_entropy=losses.softmax_cross_entropy,
         logistic_loss=losses.logistic_loss,
         gram=make_gram_kernel(gram_module.gram_epilogue, gram_module.gram_epilogue_symmetric),
+        perceptron_epoch=perceptron.perceptron_epoch,
+        kernel_perceptron_epoch=perceptron.kernel_perceptron_epoch,
     )
 
 

@@ -5,6 +5,8 @@ fastnn.backends) and fills the outputs in place.
 """
 import numpy as np
 
+from .perceptron_ref import kernel_perceptron_epoch, perceptron_epoch  # noqa: F401  (Algorithms 1 and 2)
+
 
 def unpack_mask(mask, width):
     """Bit-packed ReLU mask (R, ceil(width/8)) uint8 -> boolean (R, width)."""

@@ -20,23 +20,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .. import perceptron as _epochs
 from .._config import resolve
 from .._validation import FLOAT_DTYPES
-
-KERNEL_FUNCTIONS = ("linear", "poly", "rbf")
-
-
-def gram(X, Y=None, *, kernel="rbf", gamma=None, degree=3, coef0=1.0, backend=None):
-    """K[i, j] = k(X[i], Y[j]): fastnn.gram, or scikit-learn's pairwise_kernels where fastnn has none."""
-    import fastnn
-
-    if hasattr(fastnn, "gram"):
-        return fastnn.gram(X, Y, kernel=kernel, gamma=gamma, degree=degree, coef0=coef0, backend=backend)
-    from sklearn.metrics.pairwise import pairwise_kernels
-
-    if kernel not in KERNEL_FUNCTIONS:
-        raise ValueError(f"kernel must be one of {KERNEL_FUNCTIONS}, got {kernel!r}")
-    K = pairwise_kernels(X, Y, metric=kernel, filter_params=True, gamma=gamma, degree=degree, coef0=coef0)
-    return np.ascontiguousarray(K, dtype=X.dtype)
-
+from ..gram import KERNEL_FUNCTIONS, gram
 
 class _EpochClassifier(ClassifierMixin, BaseEstimator):
     """What both perceptrons share: validation, label encoding, the epoch loop, predict."""
