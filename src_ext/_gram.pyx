@@ -1,10 +1,10 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
 """Gram-matrix epilogues for the Cython backend.
 
-fastnn.backends._compiled has BLAS fill K with X @ Y.T (syrk when Y is X), then one of these functions
-turns the inner products into kernel values in place, in parallel, with a vectorized exp. The
-symmetric one transforms only the upper triangle and mirrors it tile by tile, so each pair is
-computed once and K is exactly symmetric whatever the BLAS did.
+fastnn.backends._compiled has BLAS fill K with X @ Y.T (for Y = X, band by band, only the upper
+part), then these functions turn the inner products into kernel values in place, in parallel, with a
+vectorized exp. The symmetric one transforms the upper triangle of a band and mirrors it tile by
+tile, so each pair is computed once and K is exactly symmetric.
 """
 from cython cimport floating
 from cython.parallel cimport prange
@@ -52,20 +52,26 @@ def gram_epilogue(floating[:, ::1] K, const floating[::1] x_sq, const floating[:
             transform_row(&K[i, 0], x_sq[i] if code == RBF else 0, &y_sq[0], 0, n_y, code, gamma, degree, coef0)
 
 
-def gram_epilogue_symmetric(floating[:, ::1] K, const floating[::1] sq, int code, floating gamma, long degree,
-                            floating coef0):
-    """K = kernel(K) for K = X @ X.T: each upper tile is transformed, then copied to its mirror tile
-    while still in cache, so K is exactly symmetric and each pair is computed once.
+def gram_epilogue_symmetric(floating[:, ::1] K, const floating[::1] sq, Py_ssize_t row_start, Py_ssize_t row_stop,
+                            int code, floating gamma, long degree, floating coef0):
+    """For rows [row_start, row_stop) of K = X @ X.T (row_start a multiple of 64; only their upper part
+    need hold inner products): transform each upper tile, then copy it to its mirror tile while still
+    in cache, so K is exactly symmetric and each pair is computed once.
 
-    Tile rows run in parallel. Tile row t reads only its own rows and writes the lower triangle in
-    columns t*TILE..(t+1)*TILE-1 of later rows, which no other tile row reads or writes.
+    Serial and GIL-free: the caller runs disjoint row ranges on several threads. Tile row t reads
+    only its own rows and writes the lower triangle in columns t*TILE..(t+1)*TILE-1 of later rows,
+    which no other tile row reads or writes. (No OpenMP here: this alternates with BLAS calls, and
+    OpenMP workers spinning between regions took the cores BLAS needed.)
     """
     cdef Py_ssize_t n = K.shape[0], n_tiles = (n + TILE - 1) // TILE
+    cdef Py_ssize_t first_tile = row_start // TILE, stop_tile = (row_stop + TILE - 1) // TILE
     cdef Py_ssize_t t, u, i, j, i_start, i_stop, j_start, j_stop
+    if row_start % TILE:
+        raise ValueError(f"row_start must be a multiple of {TILE}, got {row_start}")
     with nogil:
-        for t in prange(n_tiles, schedule="dynamic"):
+        for t in range(first_tile, stop_tile):
             i_start = t * TILE
-            i_stop = min(n, i_start + TILE)
+            i_stop = min(row_stop, i_start + TILE)
             for u in range(t, n_tiles):
                 j_start = u * TILE
                 j_stop = min(n, j_start + TILE)

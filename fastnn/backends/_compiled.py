@@ -7,6 +7,9 @@ np.matmul: NumPy's bundled OpenBLAS is the fastest BLAS reachable here (measured
 one scipy.linalg.cython_blas exposes, at every size we benchmark), so compiled code only does what
 BLAS cannot: the single fused pass that applies the ReLU mask and reduces the bias gradient.
 """
+import os
+import threading
+
 import numpy as np
 
 # Largest batch the small-matrix kernels take: measured crossover with BLAS at 784 -> 128 (N=6 to 7).
@@ -49,26 +52,67 @@ def make_linear_kernels(small_forward, small_backward, relu_grad_and_bias, colum
 
 # Gram matrices ------------------------------------------------------------------------------------
 KERNEL_CODES = {"linear": 0, "poly": 1, "rbf": 2}
+# Rows per band of a symmetric K (a multiple of the epilogues' 64-row tiles): large enough that the
+# band's GEMM runs at full speed, small enough that the band is still in cache for its epilogue.
+SYMMETRIC_BAND_ROWS = 512
+EPILOGUE_TILE = 64
+
+
+def run_on_threads(function, chunks):
+    """Call function(*chunk) for every chunk, on one thread per chunk (the first on this one).
+
+    For GIL-free compiled functions that alternate with BLAS calls: idle Python threads block
+    instead of spinning, so they leave BLAS the cores. Exceptions propagate.
+    """
+    errors = []
+
+    def call(chunk):
+        try:
+            function(*chunk)
+        except BaseException as exc:  # re-raised in the calling thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=call, args=(chunk,)) for chunk in chunks[1:]]
+    for thread in threads:
+        thread.start()
+    call(chunks[0])
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+
+
+def _split_rows(start, stop, parts, multiple):
+    """Split [start, stop) into at most `parts` ranges whose inner bounds are multiples of `multiple`."""
+    tiles = -(-(stop - start) // multiple)
+    bounds = sorted({start + min(stop - start, multiple * (tiles * k // parts)) for k in range(parts + 1)})
+    return [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
 
 
 def make_gram_kernel(epilogue, symmetric_epilogue):
     """Build a backend's gram(X, Y, kernel, gamma, degree, coef0, K) from its compiled epilogues.
 
-    One BLAS call fills K with the inner products: for Y None, X @ X.T, for which NumPy calls syrk
-    (each pair computed once). The epilogue then turns K into kernel values in place:
-    epilogue(K, x_sq, y_sq, code, gamma, degree, coef0) and, for Y None,
-    symmetric_epilogue(K, sq, code, gamma, degree, coef0), which transforms the upper triangle and
-    mirrors it so K is exactly symmetric. code comes from KERNEL_CODES, x_sq/y_sq/sq are squared row
-    norms (read for 'rbf' only), the scalars are in K's dtype. No memory beyond K and the norms.
+    With Y given, one BLAS call fills K with X @ Y.T and epilogue(K, x_sq, y_sq, code, gamma, degree,
+    coef0) turns it into kernel values in place. With Y None, K is filled in bands of rows: one GEMM
+    computes a band's upper part only (each pair once, like syrk; measured faster than NumPy's syrk
+    path, which also copies the triangle), then symmetric_epilogue(K, sq, row_start, row_stop, code,
+    gamma, degree, coef0) transforms the band and mirrors it while it is in cache, so K is exactly
+    symmetric. code comes from KERNEL_CODES, x_sq/y_sq/sq are squared row norms (read for 'rbf'
+    only), the scalars are in K's dtype. No memory beyond K and the norms.
     """
 
     def gram(X, Y, kernel, gamma, degree, coef0, K):
         code = KERNEL_CODES[kernel]
         scalars = (code, K.dtype.type(gamma), degree, K.dtype.type(coef0))
         if Y is None:
-            np.matmul(X, X.T, out=K)
-            sq = np.diagonal(K).copy() if kernel == "rbf" else np.zeros(1, dtype=K.dtype)
-            symmetric_epilogue(K, sq, *scalars)
+            n = X.shape[0]
+            sq = np.einsum("ij,ij->i", X, X) if kernel == "rbf" else np.zeros(1, dtype=K.dtype)
+            workers = os.cpu_count() or 1
+            for start in range(0, n, SYMMETRIC_BAND_ROWS):
+                stop = min(n, start + SYMMETRIC_BAND_ROWS)
+                np.matmul(X[start:stop], X[start:].T, out=K[start:stop, start:])
+                ranges = _split_rows(start, stop, workers, EPILOGUE_TILE)
+                run_on_threads(symmetric_epilogue, [(K, sq, a, b, *scalars) for a, b in ranges])
         else:
             np.matmul(X, Y.T, out=K)
             if code:

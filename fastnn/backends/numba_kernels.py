@@ -320,14 +320,16 @@ def _gram_epilogue(K, x_sq, y_sq, code, gamma, degree, coef0):
 MIRROR_TILE = 64
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def _gram_epilogue_symmetric(K, sq, code, gamma, degree, coef0):
-    """Transform each upper tile and copy it to its mirror tile while in cache (see _gram.pyx)."""
+@njit(cache=True, nogil=True)
+def _gram_epilogue_symmetric(K, sq, row_start, row_stop, code, gamma, degree, coef0):
+    """Rows [row_start, row_stop) (row_start a multiple of MIRROR_TILE): transform each upper tile and
+    copy it to its mirror tile while in cache; serial, the caller threads it (see _gram.pyx)."""
     n = K.shape[0]
     n_tiles = (n + MIRROR_TILE - 1) // MIRROR_TILE
-    for t in prange(n_tiles):
+    first_tile = row_start // MIRROR_TILE
+    for t in range(first_tile, (row_stop + MIRROR_TILE - 1) // MIRROR_TILE):
         i_start = t * MIRROR_TILE
-        i_stop = min(n, i_start + MIRROR_TILE)
+        i_stop = min(row_stop, i_start + MIRROR_TILE)
         for u in range(t, n_tiles):
             j_start = u * MIRROR_TILE
             j_stop = min(n, j_start + MIRROR_TILE)
