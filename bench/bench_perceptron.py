@@ -30,6 +30,7 @@ pytest.importorskip("sklearn")
 from fastnn import datasets  # noqa: E402
 from fastnn.models import KernelPerceptron, Perceptron  # noqa: E402
 from fastnn.perceptron import kernel_perceptron_epoch  # noqa: E402
+from bench_kernels import label, run  # noqa: E402
 
 BACKENDS = fastnn.available_backends()
 DTYPES = {"float64": np.float64, "float32": np.float32}
@@ -38,22 +39,6 @@ SEED = 0
 GAMMA = 0.1
 BASELINE = "numpy-loop"
 TARGET = ">= 10x faster than numpy-loop (the straightforward NumPy implementation)"
-
-
-def label(benchmark, kernel, shape, dtype, impl, role="backend", target=None):
-    """Put the entry in the group "<kernel> <shape> <dtype>" and record the same in extra_info."""
-    dtype = np.dtype(dtype).name
-    benchmark.group = f"{kernel} {shape} {dtype}"
-    benchmark.extra_info.update(kernel=kernel, shape=shape, dtype=dtype, impl=impl, role=role)
-    if target:
-        benchmark.extra_info["target"] = target
-
-
-def run(benchmark, function):
-    """Time function() (call it once untimed first when timing: JIT compilation, first touch)."""
-    if benchmark.enabled:
-        function()
-    return benchmark(function)
 
 
 # ---------------------------------------------------------------------------- the straightforward NumPy code

@@ -52,18 +52,32 @@ def relu_mask(mask, activations_shape, name="mask"):
     return np.ascontiguousarray(mask)
 
 
+def indices(name, values, upper, what, noun="index", shape=None):
+    """Integers in [0, upper) (class labels, example indices), returned as a C-contiguous int64 array.
+
+    what, noun: for the messages: what the values index ('classes', 'training examples') and what
+    one value is called ('label', 'index').
+    shape: the required shape, or None for any 1-D array (possibly empty).
+    """
+    array = np.asarray(values)
+    if array.dtype.kind not in "iu":
+        kind = "class labels" if noun == "label" else f"indices into {what}"
+        raise TypeError(f"{name} must hold integer {kind}, got dtype {array.dtype}")
+    if shape is not None and array.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {array.shape}")
+    if shape is None and array.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {array.shape}")
+    if array.size:
+        low, high = array.min(), array.max()
+        if low < 0 or high >= upper:
+            bad = low if low < 0 else high
+            raise ValueError(f"{name} holds {noun} {bad}, outside [0, {upper}) for {upper} {what}")
+    return np.ascontiguousarray(array, dtype=np.int64)
+
+
 def class_labels(name, y, n_samples, n_classes):
     """Integer class labels of shape (n_samples,) with 0 <= y < n_classes, returned as int64."""
-    labels = np.asarray(y)
-    if labels.dtype.kind not in "iu":
-        raise TypeError(f"{name} must hold integer class labels, got dtype {labels.dtype}")
-    if labels.shape != (n_samples,):
-        raise ValueError(f"{name} must have shape ({n_samples},) to match the batch, got {labels.shape}")
-    low, high = labels.min(), labels.max()
-    if low < 0 or high >= n_classes:
-        bad = low if low < 0 else high
-        raise ValueError(f"{name} holds label {bad}, outside [0, {n_classes}) for {n_classes} classes")
-    return np.ascontiguousarray(labels, dtype=np.int64)
+    return indices(name, y, n_classes, "classes", noun="label", shape=(n_samples,))
 
 
 def signed_labels(name, y, n_samples, dtype):

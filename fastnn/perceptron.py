@@ -27,21 +27,6 @@ def _finite(name, array):
         raise ValueError(f"{name} contains NaN or infinity")
 
 
-def _order(order, n):
-    """Example indices: a 1-D integer array with values in [0, n), returned as int64 (may be empty)."""
-    indices = np.asarray(order)
-    if indices.dtype.kind not in "iu":
-        raise TypeError(f"order must hold integer example indices, got dtype {indices.dtype}")
-    if indices.ndim != 1:
-        raise ValueError(f"order must be 1-D, got shape {indices.shape}")
-    if indices.size:
-        low, high = indices.min(), indices.max()
-        if low < 0 or high >= n:
-            bad = low if low < 0 else high
-            raise ValueError(f"order holds index {bad}, outside [0, {n}) for {n} training examples")
-    return np.ascontiguousarray(indices, dtype=np.int64)
-
-
 def _labels(y, n, n_classes, what):
     labels = np.asarray(y)
     if labels.ndim != 1 or labels.shape[0] != n:
@@ -73,7 +58,7 @@ def perceptron_epoch(X, y, order, W, *, backend=None):
     if W.shape[1] != n_features:
         raise ValueError(f"W has shape {W.shape}, expected (n_classes, {n_features}) for X of shape {X.shape}")
     y = _labels(y, n, W.shape[0], "row of X")
-    order = _order(order, n)
+    order = v.indices("order", order, n, "training examples")
     _finite("X", X)
     _finite("W", W)
     W_new = np.array(W, order="C", copy=True)
@@ -115,7 +100,7 @@ def kernel_perceptron_epoch(K, y, order, alpha, scores=None, *, backend=None):
     if alpha.shape[1] != n:
         raise ValueError(f"alpha has shape {alpha.shape}, expected (n_classes, {n}) for K of shape {K.shape}")
     y = _labels(y, n, alpha.shape[0], "row of K")
-    order = _order(order, n)
+    order = v.indices("order", order, n, "training examples")
     _finite("alpha", alpha)  # K is not scanned: that would cost more than a typical epoch
     alpha_new = np.array(alpha, order="C", copy=True)
     if scores is None:
