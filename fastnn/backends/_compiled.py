@@ -16,6 +16,16 @@ import numpy as np
 SMALL_BATCH = 6
 
 
+def masked_gradient(dY, mask, db, relu_grad_and_bias, column_sums):
+    """dZ (dY masked by the ReLU bits, or dY itself without a mask), filling db = dZ.sum(0) on the way."""
+    if mask is None:
+        column_sums(dY, db)
+        return dY
+    dZ = np.empty_like(dY)
+    relu_grad_and_bias(dY, mask, dZ, db)
+    return dZ
+
+
 def make_linear_kernels(small_forward, small_backward, relu_grad_and_bias, column_sums, small_batch=SMALL_BATCH):
     """Build (linear_forward, linear_backward) for a backend from its compiled pieces.
 
@@ -37,12 +47,7 @@ def make_linear_kernels(small_forward, small_backward, relu_grad_and_bias, colum
         if X.shape[0] <= small_batch:
             small_backward(X, W, dY, mask, dX, dW, db)
             return
-        if mask is None:
-            dZ = dY
-            column_sums(dY, db)
-        else:
-            dZ = np.empty_like(dY)
-            relu_grad_and_bias(dY, mask, dZ, db)
+        dZ = masked_gradient(dY, mask, db, relu_grad_and_bias, column_sums)
         np.matmul(X.T, dZ, out=dW)
         if dX is not None:
             np.matmul(dZ, W.T, out=dX)

@@ -6,7 +6,7 @@ bias reduction) is fused into single passes over memory here.
 import numpy as np
 from numba import njit, prange
 
-from ._compiled import make_gram_kernel, make_linear_kernels
+from ._compiled import make_gram_kernel, make_linear_kernels, masked_gradient
 from .perceptron_numba import kernel_perceptron_epoch, perceptron_epoch  # noqa: F401  (Algorithms 1 and 2)
 
 # Below this many elements a parallel region costs more than it saves (thread wake-up is ~10 us).
@@ -102,12 +102,7 @@ def _small_forward(X, W, b, Y):
 
 
 def _small_backward(X, W, dY, mask, dX, dW, db):
-    if mask is None:
-        dZ = dY
-        _column_sums(dY, db)
-    else:
-        dZ = np.empty_like(dY)
-        _masked_grad_and_bias(dY, mask, dZ, db)
+    dZ = masked_gradient(dY, mask, db, _masked_grad_and_bias, _column_sums)
     # dX=None would be a different Numba type: pass a writable dummy of the right type (never written;
     # X itself may be read-only, and Numba refuses to compile a write into a read-only array).
     _small_weight_grads(X, W, dZ, np.empty((1, 1), dtype=X.dtype) if dX is None else dX, dW, dX is not None)
