@@ -13,10 +13,7 @@ import numpy as np
 from . import _validation as v
 from ._config import resolve
 
-EPOCH_KERNELS = ("perceptron_epoch", "kernel_perceptron_epoch")
 
-# Until the epochs are rows of the backend table (fastnn.backends.KERNELS), each backend's epochs
-# live in a module of their own; _epoch_kernel finds them there when the backend module lacks them.
 def _epoch_kernel(backend, name):
     """The backend function `name` of backend `backend` (None: the current backend)."""
     return getattr(resolve(backend), name)
