@@ -11,6 +11,7 @@ from .perceptron import kernel_perceptron_epoch, perceptron_epoch
 from .activations import relu_backward, relu_forward, sigmoid_backward, sigmoid_forward
 from .linear import linear_backward, linear_forward
 from .losses import logistic_loss, softmax_cross_entropy
+from .training import mlp_train_epoch
 
 __version__ = "0.1.0"
 
@@ -19,5 +20,5 @@ __all__ = [
     "linear_forward", "linear_backward",
     "relu_forward", "relu_backward", "sigmoid_forward", "sigmoid_backward",
     "softmax_cross_entropy", "logistic_loss",
-    "gram", "perceptron_epoch", "kernel_perceptron_epoch",
+    "gram", "perceptron_epoch", "kernel_perceptron_epoch", "mlp_train_epoch",
 ]

@@ -99,6 +99,36 @@ def _kernel_perceptron_epoch(rng, dtype, shape):
                 alpha=alpha, scores=alpha @ K)
 
 
+# Dense networks and optimizers the fused training epoch is checked on (shape = (n, batch, config)).
+MLP_CONFIGS = {
+    "relu-sgd": dict(sizes=[13, 7, 5], learning_rate=0.1),
+    "relu-momentum-l2": dict(sizes=[13, 7, 5], momentum=0.9, weight_decay=0.01, learning_rate=0.05),
+    "sigmoid-sgd": dict(sizes=[13, 7, 5], activation="sigmoid", momentum=0.5, learning_rate=0.5),
+    "sigmoid-adam": dict(sizes=[13, 7, 5], activation="sigmoid", optimizer="adam", learning_rate=0.01),
+    "deep-adam-step": dict(sizes=[11, 9, 6, 8, 3], optimizer="adam", step=17, weight_decay=1e-3, learning_rate=0.01),
+    "no-hidden": dict(sizes=[13, 4], learning_rate=0.1),
+    "width-1": dict(sizes=[5, 1, 2], learning_rate=0.1),
+    "seed-784-128-10": dict(sizes=[784, 128, 10], learning_rate=0.01),
+}
+MLP_SHAPES = [(1, 1, "relu-sgd"), (9, 4, "relu-sgd"), (9, 20, "relu-momentum-l2"), (64, 64, "relu-momentum-l2"),
+              (40, 7, "sigmoid-sgd"), (17, 6, "sigmoid-adam"), (30, 9, "deep-adam-step"), (12, 5, "no-hidden"),
+              (10, 3, "width-1"), (23, 5, "seed-784-128-10"), (15, 1, "seed-784-128-10")]
+
+
+def _mlp_train_epoch(rng, dtype, shape):
+    n, batch_size, name = shape
+    config = dict(MLP_CONFIGS[name])
+    sizes = config["sizes"]
+    n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    state = np.zeros((2, n_params), dtype=dtype)
+    if config.get("momentum") or config.get("step"):  # an epoch that continues earlier training
+        state[0] = _normal(rng, n_params, dtype, scale=0.01)
+        state[1] = rng.uniform(0, 1e-3, n_params).astype(dtype)
+    return dict(X=rng.uniform(0, 1, (n, sizes[0])).astype(dtype), y=rng.integers(0, sizes[-1], n),
+                order=np.concatenate([rng.permutation(n), rng.integers(0, n, n // 2)]),
+                params=_normal(rng, n_params, dtype, scale=0.3), state=state, batch_size=batch_size, **config)
+
+
 CASES = {
     "linear_forward": dict(make=_linear_forward, exact=False, shapes=LINEAR_SHAPES),
     "linear_backward": dict(make=_linear_backward, exact=False, shapes=LINEAR_SHAPES),
@@ -118,6 +148,7 @@ CASES = {
                              shapes=[(1, 1, 2), (5, 13, 3), (33, 17, 10), (200, 64, 10)]),
     "kernel_perceptron_epoch": dict(make=_kernel_perceptron_epoch, exact=True,
                                     shapes=[(1, 2), (7, 3), (50, 10), (300, 4)]),
+    "mlp_train_epoch": dict(make=_mlp_train_epoch, exact=False, shapes=MLP_SHAPES),
 }
 
 

@@ -12,6 +12,8 @@ def arr(*shape, dtype=f64):
 
 
 _, MASK_5x11 = fastnn.relu_forward(arr(5, 11), backend="numpy")
+EPOCH = dict(X=arr(3, 4), y=np.array([0, 1, 1]), order=np.array([2, 0, 1]), params=arr(23), state=np.zeros((2, 23)),
+             sizes=[4, 3, 2], batch_size=2)
 
 # (kernel, keyword arguments, expected exception, words the message must contain)
 BAD_INPUTS = [
@@ -76,6 +78,27 @@ BAD_INPUTS = [
     ("gram", dict(X=arr(2, 2), Y=np.array([[np.inf, 1.0]])), ValueError, ["Y", "infinity"]),
     ("gram", dict(X=arr(0, 3)), ValueError, ["X", "empty"]),
     ("gram", dict(X=arr(3)), ValueError, ["X", "2-D"]),
+    # mlp_train_epoch: a network 4 -> 3 -> 2 has 23 parameters
+    ("mlp_train_epoch", dict(EPOCH, sizes=[5, 3, 2]), ValueError, ["sizes[0] = 5", "4 features"]),
+    ("mlp_train_epoch", dict(EPOCH, sizes=[4, 0, 2]), ValueError, ["sizes", "positive"]),
+    ("mlp_train_epoch", dict(EPOCH, sizes=[4]), ValueError, ["sizes", "at least two"]),
+    ("mlp_train_epoch", dict(EPOCH, y=np.array([0, 1, 2])), ValueError, ["y", "label 2", "[0, 2)"]),
+    ("mlp_train_epoch", dict(EPOCH, order=np.array([0, 3])), ValueError, ["order", "3", "[0, 3)"]),
+    ("mlp_train_epoch", dict(EPOCH, order=np.array([], dtype=int)), ValueError, ["order", "empty"]),
+    ("mlp_train_epoch", dict(EPOCH, params=arr(22)), ValueError, ["params", "(22,)", "(23,)"]),
+    ("mlp_train_epoch", dict(EPOCH, params=arr(23, dtype=f32)), TypeError, ["params", "float32"]),
+    ("mlp_train_epoch", dict(EPOCH, state=arr(23)), ValueError, ["state", "2-D"]),
+    ("mlp_train_epoch", dict(EPOCH, state=np.full((2, 23), np.nan)), ValueError, ["state", "NaN"]),
+    ("mlp_train_epoch", dict(EPOCH, X=np.full((3, 4), np.inf)), ValueError, ["X", "infinity"]),
+    ("mlp_train_epoch", dict(EPOCH, batch_size=0), ValueError, ["batch_size", "0"]),
+    ("mlp_train_epoch", dict(EPOCH, batch_size=2.0), ValueError, ["batch_size", "2.0"]),
+    ("mlp_train_epoch", dict(EPOCH, activation="tanh"), ValueError, ["activation", "tanh"]),
+    ("mlp_train_epoch", dict(EPOCH, optimizer="rmsprop"), ValueError, ["optimizer", "rmsprop"]),
+    ("mlp_train_epoch", dict(EPOCH, learning_rate=0.0), ValueError, ["learning_rate"]),
+    ("mlp_train_epoch", dict(EPOCH, momentum=1.0), ValueError, ["momentum"]),
+    ("mlp_train_epoch", dict(EPOCH, weight_decay=-1e-3), ValueError, ["weight_decay"]),
+    ("mlp_train_epoch", dict(EPOCH, betas=(0.9, 1.0)), ValueError, ["betas[1]"]),
+    ("mlp_train_epoch", dict(EPOCH, step=-1), ValueError, ["step", "-1"]),
 ]
 
 

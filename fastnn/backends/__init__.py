@@ -19,6 +19,7 @@ KERNELS = (
     "gram",
     "perceptron_epoch",
     "kernel_perceptron_epoch",
+    "mlp_train_epoch",
 )
 
 BACKEND_MODULES = {

@@ -27,6 +27,7 @@ def load_build(name):
     losses = importlib.import_module(f"{package}._losses")
     gram_module = importlib.import_module(f"{package}._gram")
     perceptron = importlib.import_module(f"{package}._perceptron")
+    training = importlib.import_module(f"{package}._training")
     linear_forward, linear_backward = make_linear_kernels(
         linear.small_linear_forward, linear.small_linear_backward, linear.relu_grad_and_bias, linear.column_sums)
     return SimpleNamespace(
@@ -42,6 +43,7 @@ def load_build(name):
         gram=make_gram_kernel(gram_module.gram_epilogue, gram_module.gram_epilogue_symmetric),
         perceptron_epoch=perceptron.perceptron_epoch,
         kernel_perceptron_epoch=perceptron.kernel_perceptron_epoch,
+        mlp_train_epoch=training.mlp_train_epoch,
     )
 
 

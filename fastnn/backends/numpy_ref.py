@@ -6,6 +6,7 @@ fastnn.backends) and fills the outputs in place.
 import numpy as np
 
 from .perceptron_ref import kernel_perceptron_epoch, perceptron_epoch  # noqa: F401  (Algorithms 1 and 2)
+from .training_ref import mlp_train_epoch  # noqa: F401  (a dense network's training epoch)
 
 
 def unpack_mask(mask, width):

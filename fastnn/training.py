@@ -1,0 +1,161 @@
+"""A whole training epoch of a dense network as one kernel: fastnn.mlp_train_epoch.
+
+At small batches a training step costs less than the Python that would drive it layer by layer, so
+the step (forward, softmax cross-entropy, backward, L2, optimizer update) and the loop over the
+epoch's batches run inside the backend. fastnn.backends.training_ref documents the arithmetic;
+the compiled backends do the same, batch for batch. The training system (fastnn.nn.Trainer) calls
+this for dense models at small batches and drives layers one by one otherwise.
+"""
+import math
+
+import numpy as np
+
+from . import _validation as v
+from ._config import resolve
+from .backends import training_ref as ref
+
+ACTIVATIONS = {"relu": ref.RELU, "sigmoid": ref.SIGMOID}
+OPTIMIZERS = {"sgd": ref.SGD, "adam": ref.ADAM}
+
+
+def _positive_int(name, value):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _layer_sizes(sizes):
+    array = np.asarray(sizes)
+    if array.dtype.kind not in "iu" or array.ndim != 1 or array.size < 2:
+        raise ValueError(f"sizes must be a 1-D sequence of at least two positive integers (input, ..., "
+                         f"classes), got {sizes!r}")
+    if array.min() < 1:
+        raise ValueError(f"sizes must be positive, got {sizes!r}")
+    return np.ascontiguousarray(array, dtype=np.int64)
+
+
+def _finite(name, array):
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} contains NaN or infinity")
+
+
+def _hyperparameters(learning_rate, momentum, betas, epsilon, weight_decay):
+    beta1, beta2 = betas
+    checks = {
+        "learning_rate": (learning_rate, lambda x: x > 0),
+        "momentum": (momentum, lambda x: 0 <= x < 1),
+        "betas[0]": (beta1, lambda x: 0 <= x < 1),
+        "betas[1]": (beta2, lambda x: 0 <= x < 1),
+        "epsilon": (epsilon, lambda x: x > 0),
+        "weight_decay": (weight_decay, lambda x: x >= 0),
+    }
+    for name, (value, ok) in checks.items():
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)) \
+                or not math.isfinite(value) or not ok(float(value)):
+            raise ValueError(f"{name} is out of range: {value!r}")
+    hyper = np.empty(ref.N_HYPER)
+    hyper[[ref.LEARNING_RATE, ref.MOMENTUM, ref.BETA1, ref.BETA2, ref.EPSILON, ref.WEIGHT_DECAY]] = [
+        learning_rate, momentum, beta1, beta2, epsilon, weight_decay]
+    return hyper
+
+
+def mlp_train_epoch(X, y, order, params, state, *, sizes, batch_size, activation="relu", optimizer="sgd",
+                    step=0, learning_rate=0.01, momentum=0.0, betas=(0.9, 0.999), epsilon=1e-8,
+                    weight_decay=0.0, backend=None):
+    """Train a dense network for one epoch over X[order] in mini-batches.
+
+    The network: sizes[0] -> ... -> sizes[-1] fully connected layers, `activation` after each but
+    the last, softmax cross-entropy on the last. Batches are consecutive slices of `order` (the last
+    one possibly shorter). Arithmetic: fastnn.backends.training_ref.
+
+    Parameters
+    ----------
+    X : (N, sizes[0]) float32 or float64, finite
+    y : (N,) integer labels in [0, sizes[-1])
+    order : (M,) integer indices into X: the examples in the order they are visited
+    params : (P,) dtype of X: W_0, b_0, W_1, b_1, ... flattened, W_l of shape (sizes[l], sizes[l+1]),
+        before the epoch (not modified). P = fastnn.backends.training_ref.n_parameters(sizes).
+    state : (2, P) dtype of X: the optimizer state before the epoch (SGD: the velocity in row 0;
+        Adam: the moments in rows 0 and 1; zeros to start), not modified
+    sizes : sequence of L+1 positive ints
+    batch_size : int >= 1
+    activation : 'relu' or 'sigmoid'
+    optimizer : 'sgd' (with momentum; 0 is plain SGD) or 'adam'
+    step : int >= 0, the number of Adam updates made before this epoch (its bias corrections)
+    learning_rate, momentum, betas, epsilon, weight_decay : floats; weight_decay adds 2 weight_decay W
+        to the weights' gradients (L2, not the biases)
+
+    Returns
+    -------
+    params_new, state_new : (P,), (2, P): the parameters and optimizer state after the epoch
+    loss : float, mean cross-entropy of the visited examples, each from the forward pass before its
+        batch's update (NaN or inf when training diverged: the epoch then stops at that batch, unapplied)
+    accuracy : float, fraction of the visited examples predicted correctly in those forward passes
+    n_updates : int, the number of batches whose update was applied
+    """
+    epochs = DenseEpochs(X, y, sizes=sizes, batch_size=batch_size, activation=activation, optimizer=optimizer,
+                         learning_rate=learning_rate, momentum=momentum, betas=betas, epsilon=epsilon,
+                         weight_decay=weight_decay, backend=backend)
+    order = epochs.check_order(order)
+    if order.size == 0:
+        raise ValueError("order is empty: an epoch must visit at least one example")
+    params = v.float_array("params", params, ndim=1, dtype=epochs.X.dtype)
+    v.same_shape("params", params, f"a network of sizes {epochs.sizes.tolist()}", (epochs.n_params,))
+    state = v.float_array("state", state, ndim=2, dtype=epochs.X.dtype)
+    v.same_shape("state", state, "the optimizer state (2, P)", (2, epochs.n_params))
+    _finite("params", params)
+    _finite("state", state)
+    if isinstance(step, (bool, np.bool_)) or not isinstance(step, (int, np.integer)) or step < 0:
+        raise ValueError(f"step must be a non-negative integer, got {step!r}")
+    params_new = np.array(params, order="C", copy=True)
+    state_new = np.array(state, order="C", copy=True)
+    loss_sum, n_correct, n_updates = epochs.run(order, params_new, state_new, int(step))
+    n_visited = min(order.size, (n_updates + 1) * epochs.batch_size)
+    return params_new, state_new, loss_sum / n_visited, n_correct / n_visited, n_updates
+
+
+class DenseEpochs:
+    """Validated training data and settings for repeated fused epochs, updating parameters in place.
+
+    What fastnn.mlp_train_epoch does once per call (checking X, y and the settings) is done here
+    once for a whole training run; run() then only checks the order and the arrays' layout. The
+    training system uses it to run an epoch in a few calls (one per progress-bar update).
+    """
+
+    def __init__(self, X, y, *, sizes, batch_size, activation="relu", optimizer="sgd", learning_rate=0.01,
+                 momentum=0.0, betas=(0.9, 0.999), epsilon=1e-8, weight_decay=0.0, backend=None):
+        self.X = v.float_array("X", X, ndim=2)
+        self.sizes = _layer_sizes(sizes)
+        n, n_features = self.X.shape
+        if self.sizes[0] != n_features:
+            raise ValueError(f"sizes[0] = {self.sizes[0]} but X has {n_features} features (shape {self.X.shape})")
+        self.y = v.class_labels("y", y, n, int(self.sizes[-1]))
+        _finite("X", self.X)
+        self.n_params = ref.n_parameters(self.sizes.tolist())
+        self.batch_size = _positive_int("batch_size", batch_size)
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {optimizer!r}")
+        self.activation, self.optimizer = ACTIVATIONS[activation], OPTIMIZERS[optimizer]
+        self.hyper = _hyperparameters(learning_rate, momentum, betas, epsilon, weight_decay)
+        self.kernel = resolve(backend).mlp_train_epoch
+
+    def check_order(self, order):
+        return v.indices("order", order, self.X.shape[0], "training examples")
+
+    def run(self, order, params, state, step):
+        """Train on X[order] batch by batch, updating params (P,) and state (2, P) in place.
+
+        order: int64 indices from check_order; params, state: C-contiguous, writeable, dtype of X;
+        step: Adam updates made so far. Returns (loss_sum, n_correct, n_updates) as in the backend.
+        """
+        for name, array, shape in (("params", params, (self.n_params,)), ("state", state, (2, self.n_params))):
+            if (not isinstance(array, np.ndarray) or array.dtype != self.X.dtype or array.shape != shape
+                    or not array.flags.c_contiguous or not array.flags.writeable):
+                raise ValueError(f"{name} must be a writeable C-contiguous {self.X.dtype} array of shape {shape}")
+        if np.shares_memory(params, state):
+            raise ValueError("params and state must not overlap")
+        loss_sum, n_correct, n_updates = self.kernel(self.X, self.y, order, self.sizes, self.activation,
+                                                     self.batch_size, params, self.optimizer, state, step, self.hyper)
+        return float(loss_sum), int(n_correct), int(n_updates)
