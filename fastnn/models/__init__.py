@@ -1,4 +1,5 @@
 """scikit-learn compatible estimators built on fastnn's kernels (they need scikit-learn)."""
+from .mlp import MLPClassifier
 from .perceptron import KernelPerceptron, Perceptron
 
-__all__ = ["Perceptron", "KernelPerceptron"]
+__all__ = ["MLPClassifier", "Perceptron", "KernelPerceptron"]

@@ -1,0 +1,304 @@
+"""Layers of the training system, built on the backend kernels, and the Sequential container.
+
+A layer's forward(X) caches what its backward(dY) needs and returns a new array; backward returns
+the gradient with respect to the layer's input and writes the gradients of its parameters into
+views of the model's flat gradient vector. Sequential owns two flat vectors, params and grads,
+and hands each layer views of them: optimizers then update every parameter in one pass, and a
+dense stack's parameters have exactly the layout of the fused epoch kernel (fastnn.mlp_train_epoch).
+
+Layers call the backend functions directly with preallocated outputs: Sequential.forward validates
+the input once, and everything after it is an array this module made (C-contiguous, right dtype).
+"""
+import copy
+import math
+
+import numpy as np
+
+from .. import _validation as v
+from .._config import resolve
+
+INITIALIZERS = ("normal", "he", "glorot")
+
+
+class Layer:
+    """A stage of a network. Subclasses with parameters describe them in param_shapes()."""
+
+    def param_shapes(self):
+        """{name: shape} of this layer's parameters, in their order in the flat vector."""
+        return {}
+
+    def bind(self, params, grads):
+        """Receive {name: view} of the model's parameter and gradient vectors."""
+        self.params, self.grads = params, grads
+
+    def init_params(self, rng):
+        """Fill self.params from the random Generator rng."""
+
+    def output_shape(self, input_shape):
+        """Shape of one example's output for one example's input shape."""
+        return input_shape
+
+    def forward(self, X, kernels, training):
+        raise NotImplementedError
+
+    def backward(self, dY, kernels):
+        raise NotImplementedError
+
+
+class Linear(Layer):
+    """Y = X W + b with X (N, in_features), W (in_features, out_features), b (out_features,).
+
+    init: 'normal' draws W and b from N(0, scale^2) (the seed's N(0, 0.1^2)); 'he' draws W from
+    N(0, 2 / in_features) and 'glorot' from U(-a, a) with a = sqrt(6 / (in + out)), biases 0.
+    """
+
+    def __init__(self, in_features, out_features, *, init="normal", scale=0.1):
+        for name, value in (("in_features", in_features), ("out_features", out_features)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if init not in INITIALIZERS:
+            raise ValueError(f"init must be one of {INITIALIZERS}, got {init!r}")
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.init, self.scale = init, scale
+        self.need_dX = True  # Sequential turns it off for the first layer
+
+    def __repr__(self):
+        return f"Linear({self.in_features}, {self.out_features})"
+
+    def param_shapes(self):
+        return {"W": (self.in_features, self.out_features), "b": (self.out_features,)}
+
+    def init_params(self, rng):
+        W, b = self.params["W"], self.params["b"]
+        if self.init == "normal":
+            W[...] = rng.normal(0.0, self.scale, W.shape)
+            b[...] = rng.normal(0.0, self.scale, b.shape)
+            return
+        if self.init == "he":
+            W[...] = rng.normal(0.0, math.sqrt(2.0 / self.in_features), W.shape)
+        else:
+            limit = math.sqrt(6.0 / (self.in_features + self.out_features))
+            W[...] = rng.uniform(-limit, limit, W.shape)
+        b[...] = 0.0
+
+    def output_shape(self, input_shape):
+        if input_shape != (self.in_features,):
+            raise ValueError(f"{self!r} takes inputs of shape ({self.in_features},), got {input_shape}")
+        return (self.out_features,)
+
+    def forward(self, X, kernels, training):
+        Y = np.empty((X.shape[0], self.out_features), dtype=X.dtype)
+        kernels.linear_forward(X, self.params["W"], self.params["b"], Y)
+        self.X = X if training else None
+        return Y
+
+    def backward(self, dY, kernels, mask=None):
+        """dX (None for the first layer); dW, db into the gradient views. mask: a following ReLU's bits."""
+        dX = np.empty_like(self.X) if self.need_dX else None
+        kernels.linear_backward(self.X, self.params["W"], dY, mask, dX, self.grads["W"], self.grads["b"])
+        return dX
+
+
+class ReLU(Layer):
+    """max(X, 0) elementwise, remembering one bit per activation for the backward pass."""
+
+    def __repr__(self):
+        return "ReLU()"
+
+    def forward(self, X, kernels, training):
+        rows = X.reshape(-1, X.shape[-1])
+        Y = np.empty_like(rows)
+        mask = np.empty((rows.shape[0], (rows.shape[1] + 7) // 8), dtype=np.uint8)
+        kernels.relu_forward(rows, Y, mask)
+        self.mask = mask if training else None
+        return Y.reshape(X.shape)
+
+    def backward(self, dY, kernels):
+        rows = dY.reshape(-1, dY.shape[-1])
+        dX = np.empty_like(rows)
+        kernels.relu_backward(rows, self.mask, dX)
+        return dX.reshape(dY.shape)
+
+
+class Sigmoid(Layer):
+    """1 / (1 + exp(-X)) elementwise, remembering its output for the backward pass."""
+
+    def __repr__(self):
+        return "Sigmoid()"
+
+    def forward(self, X, kernels, training):
+        Y = np.empty_like(X)
+        kernels.sigmoid_forward(X.reshape(-1), Y.reshape(-1))
+        self.Y = Y if training else None
+        return Y
+
+    def backward(self, dY, kernels):
+        dX = np.empty_like(dY)
+        kernels.sigmoid_backward(dY.reshape(-1), self.Y.reshape(-1), dX.reshape(-1))
+        return dX
+
+
+ACTIVATION_LAYERS = {"relu": ReLU, "sigmoid": Sigmoid}
+
+
+class Sequential:
+    """Layers applied in order, with all parameters in one flat vector.
+
+    Parameters
+    ----------
+    layers : Layer instances; the last one outputs the logits (N, n_classes)
+    input_shape : shape of one example, e.g. (784,); inferred from a leading Linear layer when None
+    dtype : float32 (default) or float64, the dtype of parameters, activations and inputs
+    random_state : seed or numpy Generator for the initialisation
+    backend : backend the layers run on (None: the current backend at each call)
+
+    Attributes
+    ----------
+    params, grads : (P,) arrays of `dtype`; each layer's parameters are views into them
+    """
+
+    def __init__(self, layers, *, input_shape=None, dtype=np.float32, random_state=None, backend=None):
+        self.layers = list(layers)
+        if not self.layers or not all(isinstance(layer, Layer) for layer in self.layers):
+            raise TypeError("Sequential needs a non-empty sequence of fastnn.nn Layer instances")
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in v.FLOAT_DTYPES:
+            raise TypeError(f"dtype must be float32 or float64, got {self.dtype}")
+        if input_shape is None:
+            if not isinstance(self.layers[0], Linear):
+                raise ValueError("input_shape is needed when the first layer is not Linear")
+            input_shape = (self.layers[0].in_features,)
+        self.input_shape = tuple(int(d) for d in input_shape)
+        shape = self.input_shape
+        for layer in self.layers:
+            shape = layer.output_shape(shape)
+        if len(shape) != 1:
+            raise ValueError(f"the last layer must output (n_classes,) per example, got {shape}")
+        self.n_outputs = shape[0]
+        self.backend = backend
+        self._allocate()
+        self.initialize(random_state)
+
+    def __repr__(self):
+        return f"Sequential([{', '.join(map(repr, self.layers))}], dtype={self.dtype.name})"
+
+    def _allocate(self):
+        sizes = [math.prod(shape) for layer in self.layers for shape in layer.param_shapes().values()]
+        self.params = np.zeros(sum(sizes), dtype=self.dtype)
+        self.grads = np.zeros_like(self.params)
+        self._bind_views()
+
+    def _bind_views(self):
+        """Give every layer views of its parameters and gradients in the flat vectors."""
+        self.param_slices = []  # (layer index, name, start, stop)
+        start = 0
+        for i, layer in enumerate(self.layers):
+            params, grads = {}, {}
+            for name, shape in layer.param_shapes().items():
+                stop = start + math.prod(shape)
+                params[name] = self.params[start:stop].reshape(shape)
+                grads[name] = self.grads[start:stop].reshape(shape)
+                self.param_slices.append((i, name, start, stop))
+                start = stop
+            layer.bind(params, grads)
+            if isinstance(layer, Linear):
+                layer.need_dX = i > 0
+
+    def __getstate__(self):
+        # Views would be pickled as copies that no longer share memory with params: drop them (and
+        # the activations cached for backward) and bind fresh views when unpickled.
+        state = dict(self.__dict__)
+        state["layers"] = [copy.copy(layer) for layer in self.layers]
+        for layer in state["layers"]:
+            for attribute in ("params", "grads", "X", "Y", "mask"):
+                layer.__dict__.pop(attribute, None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._bind_views()
+
+    def copy(self, dtype=None):
+        """An independent model with the same layers and parameters (converted to dtype if given)."""
+        clone = copy.copy(self)
+        clone.layers = [copy.copy(layer) for layer in self.layers]
+        clone.dtype = self.dtype if dtype is None else np.dtype(dtype)
+        clone._allocate()
+        clone.params[...] = self.params
+        return clone
+
+    @property
+    def n_parameters(self):
+        return self.params.size
+
+    @property
+    def weight_slices(self):
+        """(start, stop) of every weight matrix in params: what L2 weight decay applies to (not biases)."""
+        return [(start, stop) for _, name, start, stop in self.param_slices if name in ("W", "w")]
+
+    def initialize(self, random_state=None):
+        """Draw every parameter again, layer by layer, from np.random.default_rng(random_state)."""
+        rng = np.random.default_rng(random_state)
+        for layer in self.layers:
+            layer.init_params(rng)
+
+    def dense_spec(self):
+        """(sizes, activation) when this is Linear, act, Linear, ..., Linear with one activation kind
+        (the stacks fastnn.mlp_train_epoch trains in one call), else None."""
+        linears, activations = self.layers[0::2], self.layers[1::2]
+        if not all(type(layer) is Linear for layer in linears):
+            return None
+        kinds = {type(layer) for layer in activations}
+        if len(kinds) > 1 or not kinds <= set(ACTIVATION_LAYERS.values()) or len(self.layers) % 2 == 0:
+            return None
+        activation = next((name for name, cls in ACTIVATION_LAYERS.items() if {cls} == kinds), "relu")
+        return [linears[0].in_features] + [layer.out_features for layer in linears], activation
+
+    def check_input(self, X, name="X"):
+        """X as a C-contiguous array of this model's dtype with examples of shape input_shape."""
+        X = v.float_array(name, X, dtype=self.dtype)
+        if X.shape[1:] != self.input_shape:
+            raise ValueError(f"{name} has shape {X.shape}; this model takes (n, {', '.join(map(str, self.input_shape))})")
+        return X
+
+    def forward(self, X, *, training=False):
+        """Logits (N, n_outputs) for X (N, *input_shape). training=True keeps what backward needs."""
+        X = self.check_input(X)
+        kernels = resolve(self.backend)
+        for layer in self.layers:
+            X = layer.forward(X, kernels, training)
+        return X
+
+    def backward(self, dlogits):
+        """Fill self.grads from the gradient of the loss w.r.t. the logits of the last forward(training=True).
+
+        A ReLU that follows a Linear layer is folded into that layer's backward (one fused pass).
+        """
+        kernels = resolve(self.backend)
+        d = dlogits
+        i = len(self.layers) - 1
+        while i >= 0:
+            layer = self.layers[i]
+            if isinstance(layer, ReLU) and i > 0 and isinstance(self.layers[i - 1], Linear):
+                d = self.layers[i - 1].backward(d, kernels, mask=layer.mask)
+                i -= 2
+            else:
+                d = layer.backward(d, kernels)
+                i -= 1
+
+    def predict_logits(self, X, *, chunk_rows=4096):
+        """forward(X) in chunks of rows, so memory for activations stays bounded."""
+        X = self.check_input(X)
+        return np.concatenate([self.forward(X[start:start + chunk_rows]) for start in range(0, len(X), chunk_rows)])
+
+
+def mlp(sizes, *, activation="relu", init="normal", scale=0.1, dtype=np.float32, random_state=None, backend=None):
+    """Sequential Linear(sizes[0], sizes[1]), act, ..., Linear(sizes[-2], sizes[-1]): an MLP."""
+    if activation not in ACTIVATION_LAYERS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATION_LAYERS)}, got {activation!r}")
+    if len(sizes) < 2:
+        raise ValueError(f"sizes needs at least an input and an output size, got {sizes!r}")
+    layers = []
+    for d_in, d_out in zip(sizes[:-1], sizes[1:]):
+        layers += [Linear(d_in, d_out, init=init, scale=scale), ACTIVATION_LAYERS[activation]()]
+    return Sequential(layers[:-1], dtype=dtype, random_state=random_state, backend=backend)

@@ -1,0 +1,271 @@
+"""The epoch loop: mini-batches, per-epoch history, early stopping, divergence detection, progress bars.
+
+Two ways to run an epoch, with the same arithmetic (fastnn.backends.training_ref):
+  fused         dense models (Linear, act, ..., Linear) at batch sizes up to FUSED_MAX_BATCH: the whole
+                epoch runs inside the backend (fastnn.training.DenseEpochs), a few calls per epoch;
+  layer by layer any Sequential at any batch size: forward, loss, backward and update per batch from
+                Python, the products in BLAS. At large batches that overhead is negligible.
+"""
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .. import _validation as v
+from ..training import DenseEpochs
+from .layers import Sequential
+from .losses import SoftmaxCrossEntropy, cross_entropy
+from .optim import Optimizer
+
+# Largest batch the fused epochs train; above it, BLAS products called per batch are as fast.
+FUSED_MAX_BATCH = 64
+# Progress-bar updates per epoch when verbose (each one ends a call of the fused epoch kernel).
+PROGRESS_UPDATES = 20
+
+
+class DivergenceError(FloatingPointError):
+    """The training loss became NaN or infinite: the learning rate is too large for this model."""
+
+
+@dataclass
+class History:
+    """Per-epoch metrics of a training run (lists indexed by epoch - 1) and where the best model was.
+
+    loss: mean cross-entropy of the epoch's mini-batches, each before its update (the running loss);
+    train_accuracy, val_loss, val_accuracy: of the model at the end of the epoch (val_* empty without
+    a validation set); time: seconds spent training up to the end of the epoch (evaluation excluded);
+    n_updates: optimizer updates made up to the end of the epoch.
+    best_epoch: the epoch (1-based) with the highest validation accuracy (the last epoch without a
+    validation set); stopped_early: True when patience ended training.
+    """
+
+    epoch: list = field(default_factory=list)
+    loss: list = field(default_factory=list)
+    train_accuracy: list = field(default_factory=list)
+    val_loss: list = field(default_factory=list)
+    val_accuracy: list = field(default_factory=list)
+    time: list = field(default_factory=list)
+    n_updates: list = field(default_factory=list)
+    best_epoch: int = 0
+    stopped_early: bool = False
+
+    @property
+    def n_updates_to_best(self):
+        return self.n_updates[self.best_epoch - 1] if self.best_epoch else 0
+
+    def to_dict(self):
+        return {**asdict(self), "n_updates_to_best": self.n_updates_to_best}
+
+    def save_json(self, path, **extra):
+        """Write the history (and any extra JSON-able fields, e.g. settings) to path atomically."""
+        temporary = f"{path}.tmp{os.getpid()}"
+        with open(temporary, "w", encoding="utf-8") as f:
+            json.dump({**extra, "history": self.to_dict()}, f, indent=1)
+        os.replace(temporary, path)
+        return path
+
+
+def accuracy(logits, y):
+    """Fraction of rows whose largest logit (ties: lowest index) is at the label."""
+    return float(np.mean(np.argmax(logits, axis=1) == y))
+
+
+class Trainer:
+    """Trains a Sequential classifier with softmax cross-entropy.
+
+    Parameters
+    ----------
+    model : fastnn.nn.Sequential whose outputs are logits
+    optimizer : fastnn.nn.SGD or fastnn.nn.Adam
+    batch_size : int >= 1
+    epochs : maximum number of epochs
+    patience : None, or stop after this many epochs without a better validation accuracy and restore
+        the best weights (needs a validation set)
+    shuffle : visit the examples in a new random order every epoch (np.random.default_rng(random_state))
+    random_state : seed of the epoch orders
+    fused : 'auto' (fused epochs for dense models at batch_size <= FUSED_MAX_BATCH), True or False
+    verbose : progress bar per epoch (tqdm) and a line of metrics per epoch, on stderr
+    callbacks : functions called as callback(epoch, model, history) at the end of every epoch, after
+        its metrics are recorded (e.g. to evaluate a test set per epoch)
+    """
+
+    def __init__(self, model, optimizer, *, batch_size=5, epochs=30, patience=None, shuffle=True, random_state=None,
+                 fused="auto", verbose=False, callbacks=()):
+        if not isinstance(model, Sequential):
+            raise TypeError(f"model must be a fastnn.nn.Sequential, got {type(model).__name__}")
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"optimizer must be a fastnn.nn optimizer (SGD, Adam), got {type(optimizer).__name__}")
+        for name, value, low in (("batch_size", batch_size, 1), ("epochs", epochs, 1)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        if patience is not None and (isinstance(patience, bool) or not isinstance(patience, (int, np.integer))
+                                     or patience < 1):
+            raise ValueError(f"patience must be None or an integer >= 1, got {patience!r}")
+        if fused not in ("auto", True, False):
+            raise ValueError(f"fused must be 'auto', True or False, got {fused!r}")
+        if fused is True and model.dense_spec() is None:
+            raise ValueError("fused=True needs a dense model (Linear, activation, ..., Linear)")
+        self.model, self.optimizer = model, optimizer
+        self.batch_size, self.epochs, self.patience = int(batch_size), int(epochs), patience
+        self.shuffle, self.random_state, self.fused, self.verbose = shuffle, random_state, fused, verbose
+        self.callbacks = list(callbacks)
+        self.loss = SoftmaxCrossEntropy()
+
+    def uses_fused_epochs(self):
+        if self.fused == "auto":
+            return self.model.dense_spec() is not None and self.batch_size <= FUSED_MAX_BATCH
+        return self.fused
+
+    def _labels(self, name, y, n):
+        y = np.asarray(y)
+        return v.class_labels(name, y, n, self.model.n_outputs)
+
+    def fit(self, X, y, X_val=None, y_val=None):
+        """Train on X (N, *input_shape) with int labels y (N,); returns the History.
+
+        X_val, y_val: the validation set for val_* metrics, best_epoch and early stopping.
+        Raises DivergenceError when the loss becomes NaN or infinite (parameters are left as they
+        were before the batch that diverged).
+        """
+        model = self.model
+        X = model.check_input(X)
+        y = self._labels("y", y, X.shape[0])
+        has_val = X_val is not None
+        if has_val:
+            X_val = model.check_input(X_val, "X_val")
+            y_val = self._labels("y_val", y_val, X_val.shape[0])
+        elif y_val is not None:
+            raise ValueError("y_val was given without X_val")
+        if self.patience is not None and not has_val:
+            raise ValueError("early stopping (patience) needs a validation set: pass X_val and y_val")
+        if not np.isfinite(X).all():
+            raise ValueError("X contains NaN or infinity")
+
+        optimizer = self.optimizer
+        if optimizer.state is None or optimizer.state.shape != (2, model.n_parameters) \
+                or optimizer.state.dtype != model.dtype:
+            optimizer.setup(model.params)
+        run_epoch = self._fused_epoch(X, y) if self.uses_fused_epochs() else self._layer_epoch(X, y)
+        rng = np.random.default_rng(self.random_state)
+        history = History()
+        best_score, best_params, waited = -math.inf, None, 0
+        train_time = 0.0
+        for epoch in range(1, self.epochs + 1):
+            order = rng.permutation(X.shape[0]) if self.shuffle else np.arange(X.shape[0])
+            start = time.perf_counter()
+            loss = run_epoch(order, epoch)
+            train_time += time.perf_counter() - start
+            if not math.isfinite(loss):
+                raise DivergenceError(
+                    f"training diverged in epoch {epoch}: the loss became {loss} after {optimizer.n_updates} "
+                    f"updates; lower the learning rate (now {optimizer.learning_rate})")
+
+            history.epoch.append(epoch)
+            history.loss.append(loss)
+            history.train_accuracy.append(accuracy(model.predict_logits(X), y))
+            history.time.append(train_time)
+            history.n_updates.append(optimizer.n_updates)
+            score = history.train_accuracy[-1]
+            if has_val:
+                val_logits = model.predict_logits(X_val)
+                history.val_loss.append(cross_entropy(val_logits, y_val))
+                history.val_accuracy.append(accuracy(val_logits, y_val))
+                score = history.val_accuracy[-1]
+            if not has_val or score > best_score:
+                best_score, history.best_epoch, waited = score, epoch, 0
+                if self.patience is not None:
+                    best_params = model.params.copy()
+            else:
+                waited += 1
+            self._report(history)
+            for callback in self.callbacks:
+                callback(epoch, model, history)
+            if self.patience is not None and waited >= self.patience:
+                history.stopped_early = True
+                break
+        if best_params is not None:
+            model.params[...] = best_params
+        return history
+
+    # ------------------------------------------------------------------ the two kinds of epoch
+    def _fused_epoch(self, X, y):
+        sizes, activation = self.model.dense_spec()
+        optimizer = self.optimizer
+        arguments = optimizer.epoch_arguments()
+        arguments.pop("step", None)
+        epochs = DenseEpochs(X, y, sizes=sizes, batch_size=self.batch_size, activation=activation,
+                             backend=self.model.backend, **arguments)
+        n_batches = -(-X.shape[0] // self.batch_size)
+        chunk = max(1, -(-n_batches // PROGRESS_UPDATES)) * self.batch_size if self.verbose else X.shape[0]
+
+        def run(order, epoch):
+            loss_sum, n_visited = 0.0, 0
+            with self._progress(epoch, n_batches) as bar:
+                for start in range(0, len(order), chunk):
+                    part = order[start:start + chunk]
+                    part_loss, _, n_updates = epochs.run(part, self.model.params, optimizer.state, optimizer.n_updates)
+                    optimizer.n_updates += n_updates
+                    loss_sum += part_loss
+                    n_visited += min(len(part), (n_updates + 1) * self.batch_size)
+                    bar.update(n_updates)
+                    if not math.isfinite(part_loss):
+                        break
+            return loss_sum / n_visited
+
+        return run
+
+    def _layer_epoch(self, X, y):
+        model, optimizer, batch = self.model, self.optimizer, self.batch_size
+        weight_slices = model.weight_slices
+
+        def run(order, epoch):
+            loss_sum = 0.0
+            n_batches = -(-len(order) // batch)
+            with self._progress(epoch, n_batches) as bar:
+                for start in range(0, len(order), batch):
+                    rows = order[start:start + batch]
+                    logits = model.forward(X[rows], training=True)
+                    loss, dlogits = self.loss(logits, y[rows], model.backend)
+                    loss_sum += loss * len(rows)
+                    if not math.isfinite(loss):
+                        return loss_sum / min(len(order), start + batch)
+                    model.backward(dlogits)
+                    optimizer.step(model.params, model.grads, weight_slices)
+                    bar.update(1)
+            return loss_sum / len(order)
+
+        return run
+
+    # ------------------------------------------------------------------ reporting
+    def _progress(self, epoch, n_batches):
+        if not self.verbose:
+            return _NoProgress()
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:
+            return _NoProgress()
+        return tqdm(total=n_batches, desc=f"epoch {epoch}/{self.epochs}", unit="batch", leave=False, file=sys.stderr)
+
+    def _report(self, history):
+        if not self.verbose:
+            return
+        line = (f"epoch {history.epoch[-1]:3d}  loss {history.loss[-1]:.4f}  "
+                f"train acc {history.train_accuracy[-1]:.4f}")
+        if history.val_accuracy:
+            line += f"  val acc {history.val_accuracy[-1]:.4f}"
+        print(f"{line}  ({history.time[-1]:.2f} s)", file=sys.stderr)
+
+
+class _NoProgress:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, n):
+        pass
