@@ -229,6 +229,9 @@ def test_trainer_rejects_bad_settings():
         nn.Trainer(model, nn.SGD(), patience=2).fit(X, y)
     with pytest.raises(ValueError, match="batch_size"):
         nn.Trainer(model, nn.SGD(), batch_size=0)
+    for fused in (True, False):
+        with pytest.raises(ValueError, match="X contains NaN"):
+            nn.Trainer(model, nn.SGD(), fused=fused).fit(np.where(np.eye(6, 9) > 0, np.nan, X).astype(np.float32), y)
     with pytest.raises(ValueError, match="label 3"):
         nn.Trainer(model, nn.SGD()).fit(X, np.full(6, 3))
     with pytest.raises(ValueError, match="fused=True needs a dense model"):

@@ -142,8 +142,6 @@ class Trainer:
             raise ValueError("y_val was given without X_val")
         if self.patience is not None and not has_val:
             raise ValueError("early stopping (patience) needs a validation set: pass X_val and y_val")
-        if not np.isfinite(X).all():
-            raise ValueError("X contains NaN or infinity")
 
         optimizer = self.optimizer
         if optimizer.state is None or optimizer.state.shape != (2, model.n_parameters) \
@@ -219,6 +217,8 @@ class Trainer:
         return run
 
     def _layer_epoch(self, X, y):
+        if not np.isfinite(X).all():  # (DenseEpochs makes this check for the fused epochs)
+            raise ValueError("X contains NaN or infinity")
         model, optimizer, batch = self.model, self.optimizer, self.batch_size
         weight_slices = model.weight_slices
 
