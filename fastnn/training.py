@@ -96,50 +96,28 @@ def mlp_train_epoch(X, y, order, params, state, *, sizes, batch_size, activation
     epochs = DenseEpochs(X, y, sizes=sizes, batch_size=batch_size, activation=activation, optimizer=optimizer,
                          learning_rate=learning_rate, momentum=momentum, betas=betas, epsilon=epsilon,
                          weight_decay=weight_decay, backend=backend)
-    order = epochs.check_order(order)
-    if order.size == 0:
-        raise ValueError("order is empty: an epoch must visit at least one example")
-    params = v.float_array("params", params, ndim=1, dtype=epochs.X.dtype)
-    v.same_shape("params", params, f"a network of sizes {epochs.sizes.tolist()}", (epochs.n_params,))
-    state = v.float_array("state", state, ndim=2, dtype=epochs.X.dtype)
-    v.same_shape("state", state, "the optimizer state (2, P)", (2, epochs.n_params))
-    _finite("params", params)
-    _finite("state", state)
-    if isinstance(step, (bool, np.bool_)) or not isinstance(step, (int, np.integer)) or step < 0:
-        raise ValueError(f"step must be a non-negative integer, got {step!r}")
-    params_new = np.array(params, order="C", copy=True)
-    state_new = np.array(state, order="C", copy=True)
-    loss_sum, n_correct, n_updates = epochs.run(order, params_new, state_new, int(step))
-    n_visited = min(order.size, (n_updates + 1) * epochs.batch_size)
-    return params_new, state_new, loss_sum / n_visited, n_correct / n_visited, n_updates
+    return run_epoch_once(epochs, order, params, state, step)
 
 
-class DenseEpochs:
+class FusedEpochs:
     """Validated training data and settings for repeated fused epochs, updating parameters in place.
 
-    What fastnn.mlp_train_epoch does once per call (checking X, y and the settings) is done here
-    once for a whole training run; run() then only checks the order and the arrays' layout. The
-    training system uses it to run an epoch in a few calls (one per progress-bar update).
+    What a fused epoch function (fastnn.mlp_train_epoch, fastnn.cnn1d_train_epoch) does once per call,
+    checking X, y and the settings, is done here once for a whole training run; run() then only checks
+    the order and the arrays' layout. Subclasses describe the network and call their backend kernel.
     """
 
-    def __init__(self, X, y, *, sizes, batch_size, activation="relu", optimizer="sgd", learning_rate=0.01,
-                 momentum=0.0, betas=(0.9, 0.999), epsilon=1e-8, weight_decay=0.0, backend=None):
-        self.X = v.float_array("X", X, ndim=2)
-        self.sizes = _layer_sizes(sizes)
-        n, n_features = self.X.shape
-        if self.sizes[0] != n_features:
-            raise ValueError(f"sizes[0] = {self.sizes[0]} but X has {n_features} features (shape {self.X.shape})")
-        self.y = v.class_labels("y", y, n, int(self.sizes[-1]))
+    def _setup(self, X, y, n_classes, n_params, batch_size, optimizer, hyper_arguments):
+        n = X.shape[0]
+        self.X = X
+        self.y = v.class_labels("y", y, n, n_classes)
         _finite("X", self.X)
-        self.n_params = ref.n_parameters(self.sizes.tolist())
+        self.n_params = n_params
         self.batch_size = _positive_int("batch_size", batch_size)
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {optimizer!r}")
-        self.activation, self.optimizer = ACTIVATIONS[activation], OPTIMIZERS[optimizer]
-        self.hyper = _hyperparameters(learning_rate, momentum, betas, epsilon, weight_decay)
-        self.kernel = resolve(backend).mlp_train_epoch
+        self.optimizer = OPTIMIZERS[optimizer]
+        self.hyper = _hyperparameters(**hyper_arguments)
 
     def check_order(self, order):
         return v.indices("order", order, self.X.shape[0], "training examples")
@@ -156,6 +134,50 @@ class DenseEpochs:
                 raise ValueError(f"{name} must be a writeable C-contiguous {self.X.dtype} array of shape {shape}")
         if np.shares_memory(params, state):
             raise ValueError("params and state must not overlap")
-        loss_sum, n_correct, n_updates = self.kernel(self.X, self.y, order, self.sizes, self.activation,
-                                                     self.batch_size, params, self.optimizer, state, step, self.hyper)
+        loss_sum, n_correct, n_updates = self._kernel(order, params, state, step)
         return float(loss_sum), int(n_correct), int(n_updates)
+
+    def _kernel(self, order, params, state, step):
+        raise NotImplementedError
+
+
+def run_epoch_once(epochs, order, params, state, step):
+    """The body of the one-call epoch functions: check, copy, run, and average over visited examples."""
+    order = epochs.check_order(order)
+    if order.size == 0:
+        raise ValueError("order is empty: an epoch must visit at least one example")
+    params = v.float_array("params", params, ndim=1, dtype=epochs.X.dtype)
+    v.same_shape("params", params, f"the network's {epochs.n_params} parameters", (epochs.n_params,))
+    state = v.float_array("state", state, ndim=2, dtype=epochs.X.dtype)
+    v.same_shape("state", state, "the optimizer state (2, P)", (2, epochs.n_params))
+    _finite("params", params)
+    _finite("state", state)
+    if isinstance(step, (bool, np.bool_)) or not isinstance(step, (int, np.integer)) or step < 0:
+        raise ValueError(f"step must be a non-negative integer, got {step!r}")
+    params_new = np.array(params, order="C", copy=True)
+    state_new = np.array(state, order="C", copy=True)
+    loss_sum, n_correct, n_updates = epochs.run(order, params_new, state_new, int(step))
+    n_visited = min(order.size, (n_updates + 1) * epochs.batch_size)
+    return params_new, state_new, loss_sum / n_visited, n_correct / n_visited, n_updates
+
+
+class DenseEpochs(FusedEpochs):
+    """FusedEpochs of a dense network (fastnn.mlp_train_epoch)."""
+
+    def __init__(self, X, y, *, sizes, batch_size, activation="relu", optimizer="sgd", learning_rate=0.01,
+                 momentum=0.0, betas=(0.9, 0.999), epsilon=1e-8, weight_decay=0.0, backend=None):
+        X = v.float_array("X", X, ndim=2)
+        self.sizes = _layer_sizes(sizes)
+        if self.sizes[0] != X.shape[1]:
+            raise ValueError(f"sizes[0] = {self.sizes[0]} but X has {X.shape[1]} features (shape {X.shape})")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        self.activation = ACTIVATIONS[activation]
+        self._setup(X, y, int(self.sizes[-1]), ref.n_parameters(self.sizes.tolist()), batch_size, optimizer,
+                    dict(learning_rate=learning_rate, momentum=momentum, betas=betas, epsilon=epsilon,
+                         weight_decay=weight_decay))
+        self.kernel = resolve(backend).mlp_train_epoch
+
+    def _kernel(self, order, params, state, step):
+        return self.kernel(self.X, self.y, order, self.sizes, self.activation, self.batch_size, params,
+                           self.optimizer, state, step, self.hyper)
