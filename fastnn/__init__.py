@@ -20,6 +20,8 @@ from .activations import relu_backward, relu_forward, sigmoid_backward, sigmoid_
 from .linear import linear_backward, linear_forward
 from .losses import logistic_loss, softmax_cross_entropy
 from .training import mlp_train_epoch
+from .conv import conv1d_backward, conv1d_forward, maxpool1d_backward, maxpool1d_forward
+from .cnn_training import cnn1d_train_epoch
 
 __version__ = "0.1.0"
 
@@ -29,4 +31,5 @@ __all__ = [
     "relu_forward", "relu_backward", "sigmoid_forward", "sigmoid_backward",
     "softmax_cross_entropy", "logistic_loss",
     "gram", "perceptron_epoch", "kernel_perceptron_epoch", "mlp_train_epoch",
+    "conv1d_forward", "conv1d_backward", "maxpool1d_forward", "maxpool1d_backward", "cnn1d_train_epoch",
 ]

@@ -129,6 +129,89 @@ def _mlp_train_epoch(rng, dtype, shape):
                 params=_normal(rng, n_params, dtype, scale=0.3), state=state, batch_size=batch_size, **config)
 
 
+
+# (N, C_in, C_out, L, K, stride, padding): batch 1, channels that are not a multiple of 8, K = 1,
+# stride > K, padding >= K, a single output position, ConvBase's layers, and one large enough
+# for the compiled backends' GEMM paths.
+CONV_SHAPES = [(1, 1, 1, 1, 1, 1, 0), (1, 1, 1, 5, 5, 1, 0), (2, 3, 5, 11, 3, 2, 1), (3, 2, 7, 9, 1, 3, 0),
+               (2, 5, 3, 4, 2, 1, 3), (1, 4, 9, 7, 7, 1, 0), (3, 1, 25, 40, 5, 2, 1), (7, 25, 25, 19, 3, 2, 1),
+               (5, 25, 25, 10, 3, 2, 1), (4, 9, 17, 33, 4, 3, 2), (16, 32, 64, 128, 5, 1, 0)]
+
+
+def _conv_arrays(rng, dtype, shape):
+    n, c_in, c_out, length, k, stride, padding = shape
+    return (_normal(rng, (n, c_in, length), dtype), _normal(rng, (c_out, c_in, k), dtype), stride, padding)
+
+
+def _conv1d_forward(rng, dtype, shape):
+    x, w, stride, padding = _conv_arrays(rng, dtype, shape)
+    return dict(x=x, w=w, b=_normal(rng, w.shape[0], dtype), stride=stride, padding=padding)
+
+
+def _conv1d_backward(rng, dtype, shape):
+    x, w, stride, padding = _conv_arrays(rng, dtype, shape)
+    l_out = (x.shape[2] + 2 * padding - w.shape[2]) // stride + 1
+    return dict(x=x, w=w, dy=_normal(rng, (x.shape[0], w.shape[0], l_out), dtype), stride=stride, padding=padding)
+
+
+# (N, C, L, kernel_size, stride): overlapping, touching and gapped windows, a window as long as the row.
+POOL_SHAPES = [(1, 1, 1, 1, 1), (2, 3, 10, 2, 2), (3, 5, 11, 3, 2), (2, 4, 9, 3, 1), (1, 2, 13, 2, 5),
+               (4, 7, 6, 6, 1), (8, 25, 19, 2, 2)]
+
+
+def _maxpool_input(rng, dtype, shape):
+    n, channels, length, kernel_size, stride = shape
+    x = (np.round(2 * rng.standard_normal((n, channels, length))) / 2).astype(dtype)  # many ties
+    return x, kernel_size, stride
+
+
+def _maxpool1d_forward(rng, dtype, shape):
+    x, kernel_size, stride = _maxpool_input(rng, dtype, shape)
+    return dict(x=x, kernel_size=kernel_size, stride=stride)
+
+
+def _maxpool1d_backward(rng, dtype, shape):
+    x, kernel_size, stride = _maxpool_input(rng, dtype, shape)
+    y, argmax = fastnn.maxpool1d_forward(x, kernel_size=kernel_size, stride=stride, backend="numpy")
+    return dict(dy=_normal(rng, y.shape, dtype), argmax=argmax, length=x.shape[2])
+
+
+# Conv stacks and optimizers the fused CNN epoch is checked on (shape = (n, batch, config)).
+CNN_CONFIGS = {
+    "convbase-adam": dict(input_shape=(1, 40), channels=(25, 25, 25), kernel_sizes=(5, 3, 3), strides=(2, 2, 2),
+                          paddings=(1, 1, 1), n_classes=10, optimizer="adam", learning_rate=0.01),
+    "convbase-adam-step": dict(input_shape=(1, 40), channels=(25, 25, 25), kernel_sizes=(5, 3, 3),
+                               strides=(2, 2, 2), paddings=(1, 1, 1), n_classes=10, optimizer="adam", step=9,
+                               weight_decay=1e-3, learning_rate=0.01),
+    "one-conv-sgd": dict(input_shape=(3, 9), channels=(5,), kernel_sizes=(2,), strides=(1,), paddings=(0,),
+                         n_classes=4, learning_rate=0.1),
+    "momentum-l2": dict(input_shape=(2, 13), channels=(7, 3), kernel_sizes=(3, 4), strides=(2, 3), paddings=(2, 4),
+                        n_classes=2, momentum=0.9, weight_decay=0.01, learning_rate=0.05),
+    "single-output": dict(input_shape=(1, 5), channels=(9,), kernel_sizes=(5,), strides=(2,), paddings=(0,),
+                          n_classes=1, learning_rate=0.1),
+}
+CNN_SHAPES = [(1, 1, "one-conv-sgd"), (9, 4, "one-conv-sgd"), (20, 7, "momentum-l2"), (6, 10, "momentum-l2"),
+              (5, 2, "single-output"), (40, 16, "convbase-adam"), (30, 100, "convbase-adam-step"),
+              (3, 1, "convbase-adam")]
+
+
+def _cnn1d_train_epoch(rng, dtype, shape):
+    from fastnn.cnn_training import conv_stack_geometry, n_parameters
+
+    n, batch_size, name = shape
+    config = dict(CNN_CONFIGS[name])
+    input_shape = config.pop("input_shape")
+    conv = conv_stack_geometry(input_shape, config["channels"], config["kernel_sizes"], config["strides"],
+                               config["paddings"])
+    n_params = n_parameters(conv, config["n_classes"])
+    state = np.zeros((2, n_params), dtype=dtype)
+    if config.get("momentum") or config.get("step"):  # an epoch that continues earlier training
+        state[0] = _normal(rng, n_params, dtype, scale=0.01)
+        state[1] = rng.uniform(0, 1e-3, n_params).astype(dtype)
+    return dict(X=_normal(rng, (n, *input_shape), dtype), y=rng.integers(0, config["n_classes"], n),
+                order=np.concatenate([rng.permutation(n), rng.integers(0, n, n // 2)]),
+                params=_normal(rng, n_params, dtype, scale=0.3), state=state, batch_size=batch_size, **config)
+
 CASES = {
     "linear_forward": dict(make=_linear_forward, exact=False, shapes=LINEAR_SHAPES),
     "linear_backward": dict(make=_linear_backward, exact=False, shapes=LINEAR_SHAPES),
@@ -149,6 +232,11 @@ CASES = {
     "kernel_perceptron_epoch": dict(make=_kernel_perceptron_epoch, exact=True,
                                     shapes=[(1, 2), (7, 3), (50, 10), (300, 4)]),
     "mlp_train_epoch": dict(make=_mlp_train_epoch, exact=False, shapes=MLP_SHAPES),
+    "conv1d_forward": dict(make=_conv1d_forward, exact=False, shapes=CONV_SHAPES),
+    "conv1d_backward": dict(make=_conv1d_backward, exact=False, shapes=CONV_SHAPES),
+    "maxpool1d_forward": dict(make=_maxpool1d_forward, exact=True, shapes=POOL_SHAPES),
+    "maxpool1d_backward": dict(make=_maxpool1d_backward, exact=False, shapes=POOL_SHAPES),
+    "cnn1d_train_epoch": dict(make=_cnn1d_train_epoch, exact=False, shapes=CNN_SHAPES),
 }
 
 

@@ -15,6 +15,12 @@ _, MASK_5x11 = fastnn.relu_forward(arr(5, 11), backend="numpy")
 EPOCH = dict(X=arr(3, 4), y=np.array([0, 1, 1]), order=np.array([2, 0, 1]), params=arr(23), state=np.zeros((2, 23)),
              sizes=[4, 3, 2], batch_size=2)
 
+# A conv stack 1x6 -> 2 channels (K 3) -> 4 positions -> 2 classes: 2*1*3 + 2 + 8*2 + 2 = 26 parameters.
+CNN_EPOCH = dict(X=arr(3, 1, 6), y=np.array([0, 1, 1]), order=np.array([2, 0, 1]), params=arr(26),
+                 state=np.zeros((2, 26)), channels=(2,), kernel_sizes=(3,), strides=(1,), paddings=(0,),
+                 n_classes=2, batch_size=2)
+_, ARGMAX_2x3x4 = fastnn.maxpool1d_forward(arr(2, 3, 8), kernel_size=2, backend="numpy")
+
 # (kernel, keyword arguments, expected exception, words the message must contain)
 BAD_INPUTS = [
     # linear_forward
@@ -99,6 +105,50 @@ BAD_INPUTS = [
     ("mlp_train_epoch", dict(EPOCH, weight_decay=-1e-3), ValueError, ["weight_decay"]),
     ("mlp_train_epoch", dict(EPOCH, betas=(0.9, 1.0)), ValueError, ["betas[1]"]),
     ("mlp_train_epoch", dict(EPOCH, step=-1), ValueError, ["step", "-1"]),
+    # conv1d_forward / conv1d_backward
+    ("conv1d_forward", dict(x=arr(2, 6), w=arr(4, 1, 3)), ValueError, ["x", "3-D", "(2, 6)"]),
+    ("conv1d_forward", dict(x=arr(2, 3, 6), w=arr(4, 2, 3)), ValueError, ["w", "(4, 2, 3)", "(2, 3, 6)", "C_in"]),
+    ("conv1d_forward", dict(x=arr(2, 3, 6), w=arr(4, 3, 7)), ValueError, ["kernel size 7", "length 6", "L_out"]),
+    ("conv1d_forward", dict(x=arr(2, 3, 6), w=arr(4, 3, 3), stride=0), ValueError, ["stride", "0"]),
+    ("conv1d_forward", dict(x=arr(2, 3, 6), w=arr(4, 3, 3), stride=1.5), ValueError, ["stride", "1.5"]),
+    ("conv1d_forward", dict(x=arr(2, 3, 6), w=arr(4, 3, 3), padding=-1), ValueError, ["padding", "-1"]),
+    ("conv1d_forward", dict(x=arr(2, 3, 6), w=arr(4, 3, 3), b=arr(3)), ValueError, ["b", "(3,)", "(4,)"]),
+    ("conv1d_forward", dict(x=arr(2, 3, 6), w=arr(4, 3, 3, dtype=f32)), TypeError, ["w", "float32"]),
+    ("conv1d_forward", dict(x=arr(0, 3, 6), w=arr(4, 3, 3)), ValueError, ["x", "empty"]),
+    ("conv1d_forward", dict(x=np.ones((2, 3, 6), dtype=int), w=arr(4, 3, 3)), TypeError, ["x", "int64"]),
+    ("conv1d_backward", dict(x=arr(2, 3, 6), w=arr(4, 3, 3), dy=arr(2, 4, 5)), ValueError, ["dy", "(2, 4, 5)", "(2, 4, 4)"]),
+    ("conv1d_backward", dict(x=arr(2, 3, 6), w=arr(4, 3, 3), dy=arr(2, 4, 4), stride=2), ValueError, ["dy", "(2, 4, 2)"]),
+    ("conv1d_backward", dict(x=arr(2, 3, 6), w=arr(4, 3, 3), dy=arr(2, 4, 4, dtype=f32)), TypeError, ["dy", "float32"]),
+    ("conv1d_backward", dict(x=arr(2, 3, 2), w=arr(4, 3, 5), dy=arr(2, 4, 1)), ValueError, ["kernel size 5"]),
+    # max pooling
+    ("maxpool1d_forward", dict(x=arr(2, 3, 4), kernel_size=5), ValueError, ["kernel size 5", "length 4"]),
+    ("maxpool1d_forward", dict(x=arr(2, 3, 4), kernel_size=0), ValueError, ["kernel_size", "0"]),
+    ("maxpool1d_forward", dict(x=arr(2, 3, 4), kernel_size=2, stride=0), ValueError, ["stride", "0"]),
+    ("maxpool1d_forward", dict(x=arr(3, 4), kernel_size=2), ValueError, ["x", "3-D"]),
+    ("maxpool1d_backward", dict(dy=arr(2, 3, 4), argmax=ARGMAX_2x3x4, length=6), ValueError,
+     ["argmax", "position 6", "[0, 6)"]),
+    ("maxpool1d_backward", dict(dy=arr(2, 3, 4), argmax=-ARGMAX_2x3x4 - 1, length=8), ValueError, ["argmax", "-"]),
+    ("maxpool1d_backward", dict(dy=arr(2, 3, 4), argmax=ARGMAX_2x3x4[:, :2], length=8), ValueError,
+     ["argmax", "(2, 2, 4)", "(2, 3, 4)"]),
+    ("maxpool1d_backward", dict(dy=arr(2, 3, 4), argmax=ARGMAX_2x3x4.astype(f64), length=8), TypeError,
+     ["argmax", "integer"]),
+    # cnn1d_train_epoch
+    ("cnn1d_train_epoch", dict(CNN_EPOCH, X=arr(3, 6)), ValueError, ["X", "3-D"]),
+    ("cnn1d_train_epoch", dict(CNN_EPOCH, kernel_sizes=(7,)), ValueError, ["kernel size 7", "conv layer 0", "length 6"]),
+    ("cnn1d_train_epoch", dict(CNN_EPOCH, channels=(2, 2), kernel_sizes=(3, 5), strides=(1, 1), paddings=(0, 0)),
+     ValueError, ["kernel size 5", "conv layer 1", "length 4"]),
+    ("cnn1d_train_epoch", dict(CNN_EPOCH, strides=(1, 1)), ValueError, ["strides", "one entry per conv layer"]),
+    ("cnn1d_train_epoch", dict(CNN_EPOCH, channels=()), ValueError, ["channels", "at least one"]),
+    ("cnn1d_train_epoch", dict(CNN_EPOCH, channels=(0,)), ValueError, ["channels[0]", "positive"]),
+    ("cnn1d_train_epoch", dict(CNN_EPOCH, paddings=(-1,)), ValueError, ["padding", "-1"]),
+    ("cnn1d_train_epoch", dict(CNN_EPOCH, n_classes=0), ValueError, ["n_classes"]),
+    ("cnn1d_train_epoch", dict(CNN_EPOCH, y=np.array([0, 1, 2])), ValueError, ["y", "label 2", "[0, 2)"]),
+    ("cnn1d_train_epoch", dict(CNN_EPOCH, order=np.array([3])), ValueError, ["order", "3"]),
+    ("cnn1d_train_epoch", dict(CNN_EPOCH, params=arr(25)), ValueError, ["params", "(25,)", "(26,)"]),
+    ("cnn1d_train_epoch", dict(CNN_EPOCH, state=np.zeros((2, 25))), ValueError, ["state", "(2, 26)"]),
+    ("cnn1d_train_epoch", dict(CNN_EPOCH, X=np.full((3, 1, 6), np.nan)), ValueError, ["X", "NaN"]),
+    ("cnn1d_train_epoch", dict(CNN_EPOCH, optimizer="rmsprop"), ValueError, ["optimizer", "rmsprop"]),
+    ("cnn1d_train_epoch", dict(CNN_EPOCH, batch_size=0), ValueError, ["batch_size", "0"]),
 ]
 
 

@@ -132,3 +132,17 @@ def _call_build(build, kernel, inputs):
         return call(kernel, inputs, "cython")
     finally:
         setattr(module, kernel, original)
+
+
+@pytest.mark.parametrize("shape", CASES["conv1d_backward"]["shapes"])
+def test_conv_variants_match_reference(shape, backend, dtype):
+    """conv1d_forward without a bias and conv1d_backward without dx (need_dx=False) match too."""
+    rng = np.random.default_rng(4)
+    inputs = CASES["conv1d_forward"]["make"](rng, dtype, shape)
+    inputs["b"] = None
+    assert_matches_reference(call("conv1d_forward", inputs, backend), call("conv1d_forward", inputs, "numpy"),
+                             dtype, exact=False)
+    inputs = {**CASES["conv1d_backward"]["make"](rng, dtype, shape), "need_dx": False}
+    actual = call("conv1d_backward", inputs, backend)
+    assert actual[0] is None
+    assert_matches_reference(actual, call("conv1d_backward", inputs, "numpy"), dtype, exact=False)

@@ -20,6 +20,11 @@ KERNELS = (
     "perceptron_epoch",
     "kernel_perceptron_epoch",
     "mlp_train_epoch",
+    "conv1d_forward",
+    "conv1d_backward",
+    "maxpool1d_forward",
+    "maxpool1d_backward",
+    "cnn1d_train_epoch",
 )
 
 BACKEND_MODULES = {

@@ -28,6 +28,8 @@ def load_build(name):
     gram_module = importlib.import_module(f"{package}._gram")
     perceptron = importlib.import_module(f"{package}._perceptron")
     training = importlib.import_module(f"{package}._training")
+    conv = importlib.import_module(f"{package}._conv")
+    cnn_training = importlib.import_module(f"{package}._cnn_training")
     linear_forward, linear_backward = make_linear_kernels(
         linear.small_linear_forward, linear.small_linear_backward, linear.relu_grad_and_bias, linear.column_sums)
     return SimpleNamespace(
@@ -44,6 +46,11 @@ def load_build(name):
         perceptron_epoch=perceptron.perceptron_epoch,
         kernel_perceptron_epoch=perceptron.kernel_perceptron_epoch,
         mlp_train_epoch=training.mlp_train_epoch,
+        conv1d_forward=conv.conv1d_forward,
+        conv1d_backward=conv.conv1d_backward,
+        maxpool1d_forward=conv.maxpool1d_forward,
+        maxpool1d_backward=conv.maxpool1d_backward,
+        cnn1d_train_epoch=cnn_training.cnn1d_train_epoch,
     )
 
 

@@ -1,0 +1,136 @@
+"""Conv-1D and 1-D max-pooling kernels: validation, output allocation, dispatch to the backend.
+
+Layout as in PyTorch: x (N, C_in, L), w (C_out, C_in, K); the convolution is a cross-correlation
+of the input zero-padded by `padding` on both sides, with output length
+L_out = (L + 2 padding - K) // stride + 1. fastnn.backends.conv_ref has the arithmetic.
+"""
+import numbers
+
+import numpy as np
+
+from . import _validation as v
+from ._config import resolve
+from .backends.conv_ref import output_length
+
+
+def _integer(name, value, low):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def conv_geometry(length, kernel_size, stride, padding, what="x"):
+    """Check stride/padding and return L_out; ValueError naming the shapes when no window fits."""
+    stride = _integer("stride", stride, 1)
+    padding = _integer("padding", padding, 0)
+    l_out = output_length(length, kernel_size, stride, padding)
+    if l_out < 1:
+        raise ValueError(f"kernel size {kernel_size} does not fit {what} of length {length} with padding "
+                         f"{padding}: L_out = ({length} + 2*{padding} - {kernel_size}) // {stride} + 1 = {l_out} < 1")
+    return stride, padding, l_out
+
+
+def _conv_inputs(x, w):
+    x = v.float_array("x", x, ndim=3)
+    w = v.float_array("w", w, ndim=3, dtype=x.dtype)
+    if w.shape[1] != x.shape[1]:
+        raise ValueError(f"w has shape {w.shape} (C_out, C_in, K) but x has shape {x.shape} (N, C_in, L): "
+                         f"w.shape[1] must equal x.shape[1]")
+    return x, w
+
+
+def conv1d_forward(x, w, b=None, *, stride=1, padding=0, backend=None):
+    """y[n, o, t] = b[o] + sum_{c, k} w[o, c, k] xpad[n, c, t stride + k]  (cross-correlation).
+
+    Parameters
+    ----------
+    x : (N, C_in, L) float32 or float64
+    w : (C_out, C_in, K), same dtype
+    b : (C_out,), same dtype, or None for no bias
+    stride : int >= 1
+    padding : int >= 0, zeros added at both ends of every input row
+    backend : 'numpy', 'numba', 'cython' or None for the current backend
+
+    Returns
+    -------
+    y : (N, C_out, L_out) with L_out = (L + 2 padding - K) // stride + 1, dtype of x
+    """
+    x, w = _conv_inputs(x, w)
+    stride, padding, l_out = conv_geometry(x.shape[2], w.shape[2], stride, padding)
+    if b is not None:
+        b = v.float_array("b", b, ndim=1, dtype=x.dtype)
+        if b.shape[0] != w.shape[0]:
+            raise ValueError(f"b has shape {b.shape} but w has shape {w.shape}: expected ({w.shape[0]},)")
+    y = np.empty((x.shape[0], w.shape[0], l_out), dtype=x.dtype)
+    resolve(backend).conv1d_forward(x, w, b, stride, padding, y)
+    return y
+
+
+def conv1d_backward(x, w, dy, *, stride=1, padding=0, need_dx=True, backend=None):
+    """Gradients of conv1d_forward(x, w, b, stride=stride, padding=padding) given dy.
+
+    Parameters
+    ----------
+    x : (N, C_in, L) float32 or float64, the layer's input
+    w : (C_out, C_in, K), same dtype
+    dy : (N, C_out, L_out), same dtype, gradient of the loss w.r.t. the output
+    need_dx : bool; False skips dx (the first layer of a network)
+
+    Returns
+    -------
+    (dx or None, dw, db) of shapes (N, C_in, L), (C_out, C_in, K), (C_out,), dtype of x
+    """
+    x, w = _conv_inputs(x, w)
+    stride, padding, l_out = conv_geometry(x.shape[2], w.shape[2], stride, padding)
+    dy = v.float_array("dy", dy, ndim=3, dtype=x.dtype)
+    v.same_shape("dy", dy, "conv1d_forward's output", (x.shape[0], w.shape[0], l_out))
+    dx = np.empty_like(x) if need_dx else None
+    dw = np.empty_like(w)
+    db = np.empty(w.shape[0], dtype=x.dtype)
+    resolve(backend).conv1d_backward(x, w, dy, stride, padding, dx, dw, db)
+    return dx, dw, db
+
+
+def maxpool1d_forward(x, *, kernel_size, stride=None, backend=None):
+    """Max over windows of `kernel_size` positions every `stride` (default kernel_size) positions.
+
+    Parameters
+    ----------
+    x : (N, C, L) float32 or float64
+    kernel_size : int >= 1, at most L
+    stride : int >= 1 or None for kernel_size (non-overlapping windows)
+
+    Returns
+    -------
+    y : (N, C, L_out) with L_out = (L - kernel_size) // stride + 1, dtype of x
+    argmax : (N, C, L_out) int64, the position in [0, L) of each window's first maximum (what
+        maxpool1d_backward needs)
+    """
+    x = v.float_array("x", x, ndim=3)
+    kernel_size = _integer("kernel_size", kernel_size, 1)
+    stride, _, l_out = conv_geometry(x.shape[2], kernel_size, kernel_size if stride is None else stride, 0)
+    y = np.empty(x.shape[:2] + (l_out,), dtype=x.dtype)
+    argmax = np.empty(y.shape, dtype=np.int64)
+    resolve(backend).maxpool1d_forward(x, kernel_size, stride, y, argmax)
+    return y, argmax
+
+
+def maxpool1d_backward(dy, argmax, length, *, backend=None):
+    """Gradient of maxpool1d_forward: dx (N, C, length) with each dy[n, c, t] added at argmax[n, c, t].
+
+    Parameters
+    ----------
+    dy : (N, C, L_out) float32 or float64
+    argmax : (N, C, L_out) integer positions in [0, length), as maxpool1d_forward returned them
+    length : int, L of the pooled input
+    """
+    dy = v.float_array("dy", dy, ndim=3)
+    length = _integer("length", length, 1)
+    argmax = np.asarray(argmax)
+    if argmax.shape != dy.shape:
+        raise ValueError(f"argmax has shape {argmax.shape} but dy has shape {dy.shape}; they must match")
+    argmax = v.indices("argmax", argmax.reshape(-1), length, f"an input of length {length}",
+                       noun="position").reshape(dy.shape)
+    dx = np.empty(dy.shape[:2] + (length,), dtype=dy.dtype)
+    resolve(backend).maxpool1d_backward(dy, argmax, dx)
+    return dx
