@@ -1,5 +1,6 @@
 """scikit-learn compatible estimators built on fastnn's kernels (they need scikit-learn)."""
+from .cnn import CNN1DClassifier
 from .mlp import MLPClassifier
 from .perceptron import KernelPerceptron, Perceptron
 
-__all__ = ["MLPClassifier", "Perceptron", "KernelPerceptron"]
+__all__ = ["MLPClassifier", "CNN1DClassifier", "Perceptron", "KernelPerceptron"]

@@ -77,10 +77,12 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
         return OPTIMIZERS_BY_NAME["adam"](self.learning_rate, weight_decay=self.weight_decay)
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X, y, X_val=None, y_val=None):
+    def fit(self, X, y, X_val=None, y_val=None, *, callbacks=()):
         """Train on X with labels y; X_val, y_val: a validation set (optional).
 
         Without X_val and with patience set, validation_fraction of the training data is held out.
+        callbacks: functions called as callback(epoch, model, history) after every epoch (see
+        fastnn.nn.Trainer; model is the fastnn.nn.Sequential being trained).
         Returns self. Raises fastnn.nn.DivergenceError if the loss becomes NaN or infinite.
         """
         architecture, dtype = self._check_params()
@@ -106,17 +108,13 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
         self.model_ = self._build(X.shape[1:], len(self.classes_), architecture, dtype, init_seed)
         trainer = Trainer(self.model_, optimizer, batch_size=self.batch_size, epochs=self.epochs,
                           patience=self.patience if X_val is not None else None, shuffle=self.shuffle,
-                          random_state=order_seed, verbose=self.verbose, callbacks=self._callbacks())
+                          random_state=order_seed, verbose=self.verbose, callbacks=callbacks)
         history = trainer.fit(X, y_encoded, X_val, y_val)
         self.history_ = history.to_dict()
         self.n_iter_ = len(history.epoch)
         self.n_updates_ = optimizer.n_updates
         self.best_epoch_ = history.best_epoch
         return self
-
-    def _callbacks(self):
-        """Trainer callbacks for this fit (none by default)."""
-        return ()
 
     def _encode(self, y, n):
         y = np.asarray(y)

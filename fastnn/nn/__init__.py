@@ -5,6 +5,7 @@
                         .fit(X_train, y_train, X_val, y_val)
 """
 from .checks import check_gradients, gradient_magnitudes
+from .conv_layers import Conv1D, Flatten, MaxPool1D, conv1d_net
 from .layers import Layer, Linear, ReLU, Sequential, Sigmoid, mlp
 from .losses import SoftmaxCrossEntropy
 from .optim import SGD, Adam, Optimizer
@@ -12,6 +13,7 @@ from .trainer import DivergenceError, History, Trainer
 
 __all__ = [
     "Layer", "Linear", "ReLU", "Sigmoid", "Sequential", "mlp", "SoftmaxCrossEntropy",
+    "Conv1D", "MaxPool1D", "Flatten", "conv1d_net",
     "Optimizer", "SGD", "Adam", "Trainer", "History", "DivergenceError",
     "check_gradients", "gradient_magnitudes",
 ]

@@ -17,7 +17,7 @@ import numpy as np
 from .. import _validation as v
 from .._config import resolve
 
-INITIALIZERS = ("normal", "he", "glorot")
+INITIALIZERS = ("normal", "he", "glorot", "pytorch")
 
 
 class Layer:
@@ -45,41 +45,67 @@ class Layer:
         raise NotImplementedError
 
 
+def check_init(init):
+    if init not in INITIALIZERS:
+        raise ValueError(f"init must be one of {INITIALIZERS}, got {init!r}")
+    return init
+
+
+def positive_int(name, value):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def init_weights(rng, init, scale, weight, bias, fan_in, fan_out):
+    """Fill weight (and bias, unless None) in place by scheme `init` (see Linear)."""
+    if init == "normal":
+        weight[...] = rng.normal(0.0, scale, weight.shape)
+        if bias is not None:
+            bias[...] = rng.normal(0.0, scale, bias.shape)
+        return
+    if init == "pytorch":  # torch.nn.Linear / Conv1d defaults: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for both
+        limit = 1.0 / math.sqrt(fan_in)
+        weight[...] = rng.uniform(-limit, limit, weight.shape)
+        if bias is not None:
+            bias[...] = rng.uniform(-limit, limit, bias.shape)
+        return
+    if init == "he":
+        weight[...] = rng.normal(0.0, math.sqrt(2.0 / fan_in), weight.shape)
+    else:
+        limit = math.sqrt(6.0 / (fan_in + fan_out))
+        weight[...] = rng.uniform(-limit, limit, weight.shape)
+    if bias is not None:
+        bias[...] = 0.0
+
+
 class Linear(Layer):
     """Y = X W + b with X (N, in_features), W (in_features, out_features), b (out_features,).
 
     init: 'normal' draws W and b from N(0, scale^2) (the seed's N(0, 0.1^2)); 'he' draws W from
-    N(0, 2 / in_features) and 'glorot' from U(-a, a) with a = sqrt(6 / (in + out)), biases 0.
+    N(0, 2 / in_features) and 'glorot' from U(-a, a) with a = sqrt(6 / (in + out)), biases 0;
+    'pytorch' draws W and b from U(-a, a) with a = 1 / sqrt(in_features), as torch.nn.Linear does.
+    bias: False for Y = X W (no b parameter).
     """
 
-    def __init__(self, in_features, out_features, *, init="normal", scale=0.1):
-        for name, value in (("in_features", in_features), ("out_features", out_features)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if init not in INITIALIZERS:
-            raise ValueError(f"init must be one of {INITIALIZERS}, got {init!r}")
-        self.in_features, self.out_features = int(in_features), int(out_features)
-        self.init, self.scale = init, scale
+    def __init__(self, in_features, out_features, *, init="normal", scale=0.1, bias=True):
+        self.in_features = positive_int("in_features", in_features)
+        self.out_features = positive_int("out_features", out_features)
+        self.init, self.scale, self.bias = check_init(init), scale, bool(bias)
         self.need_dX = True  # Sequential turns it off for the first layer
 
     def __repr__(self):
-        return f"Linear({self.in_features}, {self.out_features})"
+        return f"Linear({self.in_features}, {self.out_features}{'' if self.bias else ', bias=False'})"
 
     def param_shapes(self):
-        return {"W": (self.in_features, self.out_features), "b": (self.out_features,)}
+        shapes = {"W": (self.in_features, self.out_features)}
+        if self.bias:
+            shapes["b"] = (self.out_features,)
+        return shapes
 
     def init_params(self, rng):
-        W, b = self.params["W"], self.params["b"]
-        if self.init == "normal":
-            W[...] = rng.normal(0.0, self.scale, W.shape)
-            b[...] = rng.normal(0.0, self.scale, b.shape)
-            return
-        if self.init == "he":
-            W[...] = rng.normal(0.0, math.sqrt(2.0 / self.in_features), W.shape)
-        else:
-            limit = math.sqrt(6.0 / (self.in_features + self.out_features))
-            W[...] = rng.uniform(-limit, limit, W.shape)
-        b[...] = 0.0
+        init_weights(rng, self.init, self.scale, self.params["W"], self.params.get("b"), self.in_features,
+                     self.out_features)
 
     def output_shape(self, input_shape):
         if input_shape != (self.in_features,):
@@ -88,14 +114,15 @@ class Linear(Layer):
 
     def forward(self, X, kernels, training):
         Y = np.empty((X.shape[0], self.out_features), dtype=X.dtype)
-        kernels.linear_forward(X, self.params["W"], self.params["b"], Y)
+        kernels.linear_forward(X, self.params["W"], self.params.get("b"), Y)
         self.X = X if training else None
         return Y
 
     def backward(self, dY, kernels, mask=None):
         """dX (None for the first layer); dW, db into the gradient views. mask: a following ReLU's bits."""
         dX = np.empty_like(self.X) if self.need_dX else None
-        kernels.linear_backward(self.X, self.params["W"], dY, mask, dX, self.grads["W"], self.grads["b"])
+        db = self.grads["b"] if self.bias else np.empty(self.out_features, dtype=dY.dtype)  # discarded
+        kernels.linear_backward(self.X, self.params["W"], dY, mask, dX, self.grads["W"], db)
         return dX
 
 
@@ -166,7 +193,7 @@ class Sequential:
             raise TypeError(f"dtype must be float32 or float64, got {self.dtype}")
         if input_shape is None:
             if not isinstance(self.layers[0], Linear):
-                raise ValueError("input_shape is needed when the first layer is not Linear")
+                raise ValueError("input_shape (the shape of one example) is needed when the first layer is not Linear")
             input_shape = (self.layers[0].in_features,)
         self.input_shape = tuple(int(d) for d in input_shape)
         shape = self.input_shape
@@ -201,7 +228,7 @@ class Sequential:
                 self.param_slices.append((i, name, start, stop))
                 start = stop
             layer.bind(params, grads)
-            if isinstance(layer, Linear):
+            if hasattr(layer, "need_dX"):  # Linear, Conv1D: the first layer needs no input gradient
                 layer.need_dX = i > 0
 
     def __getstate__(self):
@@ -210,7 +237,7 @@ class Sequential:
         state = dict(self.__dict__)
         state["layers"] = [copy.copy(layer) for layer in self.layers]
         for layer in state["layers"]:
-            for attribute in ("params", "grads", "X", "Y", "mask"):
+            for attribute in ("params", "grads", "X", "Y", "mask", "argmax"):
                 layer.__dict__.pop(attribute, None)
         return state
 
@@ -246,7 +273,7 @@ class Sequential:
         """(sizes, activation) when this is Linear, act, Linear, ..., Linear with one activation kind
         (the stacks fastnn.mlp_train_epoch trains in one call), else None."""
         linears, activations = self.layers[0::2], self.layers[1::2]
-        if not all(type(layer) is Linear for layer in linears):
+        if not all(type(layer) is Linear and layer.bias for layer in linears):
             return None
         kinds = {type(layer) for layer in activations}
         if len(kinds) > 1 or not kinds <= set(ACTIVATION_LAYERS.values()) or len(self.layers) % 2 == 0:

@@ -1,8 +1,10 @@
 """The epoch loop: mini-batches, per-epoch history, early stopping, divergence detection, progress bars.
 
 Two ways to run an epoch, with the same arithmetic (fastnn.backends.training_ref):
-  fused         dense models (Linear, act, ..., Linear) at batch sizes up to FUSED_MAX_BATCH: the whole
-                epoch runs inside the backend (fastnn.training.DenseEpochs), a few calls per epoch;
+  fused         dense models (Linear, act, ..., Linear) at batch sizes up to FUSED_MAX_BATCH, and conv
+                stacks (Conv1D, ReLU, ..., Flatten, Linear) at any batch size: the whole epoch runs
+                inside the backend (fastnn.training.DenseEpochs, fastnn.cnn_training.ConvEpochs), a few
+                calls per epoch;
   layer by layer any Sequential at any batch size: forward, loss, backward and update per batch from
                 Python, the products in BLAS. At large batches that overhead is negligible.
 """
@@ -16,7 +18,9 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .. import _validation as v
+from ..cnn_training import ConvEpochs
 from ..training import DenseEpochs
+from .conv_layers import conv_stack_spec
 from .layers import Sequential
 from .losses import SoftmaxCrossEntropy, cross_entropy
 from .optim import Optimizer
@@ -87,7 +91,8 @@ class Trainer:
         the best weights (needs a validation set)
     shuffle : visit the examples in a new random order every epoch (np.random.default_rng(random_state))
     random_state : seed of the epoch orders
-    fused : 'auto' (fused epochs for dense models at batch_size <= FUSED_MAX_BATCH), True or False
+    fused : 'auto' (fused epochs for dense models at batch_size <= FUSED_MAX_BATCH and for conv stacks),
+        True or False
     verbose : progress bar per epoch (tqdm) and a line of metrics per epoch, on stderr
     callbacks : functions called as callback(epoch, model, history) at the end of every epoch, after
         its metrics are recorded (e.g. to evaluate a test set per epoch)
@@ -107,8 +112,9 @@ class Trainer:
             raise ValueError(f"patience must be None or an integer >= 1, got {patience!r}")
         if fused not in ("auto", True, False):
             raise ValueError(f"fused must be 'auto', True or False, got {fused!r}")
-        if fused is True and model.dense_spec() is None:
-            raise ValueError("fused=True needs a dense model (Linear, activation, ..., Linear)")
+        if fused is True and model.dense_spec() is None and conv_stack_spec(model) is None:
+            raise ValueError("fused=True needs a dense model (Linear, activation, ..., Linear) or a conv stack "
+                             "(Conv1D, ReLU, ..., Conv1D, ReLU, Flatten, Linear)")
         self.model, self.optimizer = model, optimizer
         self.batch_size, self.epochs, self.patience = int(batch_size), int(epochs), patience
         self.shuffle, self.random_state, self.fused, self.verbose = shuffle, random_state, fused, verbose
@@ -117,7 +123,8 @@ class Trainer:
 
     def uses_fused_epochs(self):
         if self.fused == "auto":
-            return self.model.dense_spec() is not None and self.batch_size <= FUSED_MAX_BATCH
+            dense = self.model.dense_spec() is not None and self.batch_size <= FUSED_MAX_BATCH
+            return dense or conv_stack_spec(self.model) is not None
         return self.fused
 
     def _labels(self, name, y, n):
@@ -190,13 +197,20 @@ class Trainer:
         return history
 
     # ------------------------------------------------------------------ the two kinds of epoch
-    def _fused_epoch(self, X, y):
-        sizes, activation = self.model.dense_spec()
-        optimizer = self.optimizer
-        arguments = optimizer.epoch_arguments()
+    def _fused_epochs(self, X, y):
+        """DenseEpochs or ConvEpochs for this model, data and optimizer."""
+        arguments = self.optimizer.epoch_arguments()
         arguments.pop("step", None)
-        epochs = DenseEpochs(X, y, sizes=sizes, batch_size=self.batch_size, activation=activation,
-                             backend=self.model.backend, **arguments)
+        conv_spec = conv_stack_spec(self.model)
+        if conv_spec is not None:
+            return ConvEpochs(X, y, batch_size=self.batch_size, backend=self.model.backend, **conv_spec, **arguments)
+        sizes, activation = self.model.dense_spec()
+        return DenseEpochs(X, y, sizes=sizes, batch_size=self.batch_size, activation=activation,
+                           backend=self.model.backend, **arguments)
+
+    def _fused_epoch(self, X, y):
+        optimizer = self.optimizer
+        epochs = self._fused_epochs(X, y)
         n_batches = -(-X.shape[0] // self.batch_size)
         chunk = max(1, -(-n_batches // PROGRESS_UPDATES)) * self.batch_size if self.verbose else X.shape[0]
 

@@ -1,0 +1,1 @@
+"""Small runnable examples built on fastnn (python -m fastnn.examples.<name>)."""
