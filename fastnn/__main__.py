@@ -6,6 +6,7 @@
     fastnn train perceptron [...]      fit a model on a data set of fastnn.datasets; print accuracy,
     fastnn train kernel-perceptron     mistakes per epoch and fit time (needs scikit-learn)
     fastnn train mlp [...]             train the seed's MLP; write its JSON history and curves
+    fastnn train cnn1d [...]           train a 1-D CNN on MNIST-1D; write its JSON history and curves
     fastnn experiment batch-size|momentum|early-stopping
                                        rerun the seed's MLP experiments; write JSON and plots
 """
@@ -284,6 +285,117 @@ def cmd_experiment(args):
     return 0
 
 
+# ---------------------------------------------------------------------------- the 1-D CNN
+def _track_test_accuracy(classifier, X_test, y_test, verbose):
+    """(scores, callback): pass fit(callbacks=[callback]) and scores receives the test accuracy after
+    every epoch. The callback sees the network (fastnn.nn.Sequential), so X_test (n, L) is reshaped
+    to the network's (n, C, L).
+    """
+    import numpy as np
+
+    scores = []
+
+    def record(epoch, model, history):
+        logits = model.predict_logits(X_test.reshape((len(X_test), *model.input_shape)))
+        scores.append(float(np.mean(classifier.classes_[np.argmax(logits, axis=1)] == y_test)))
+        if verbose:
+            print(f"epoch {epoch:3d}  test acc {scores[-1]:.4f}", file=sys.stderr)
+
+    return scores, record
+
+
+@_user_errors
+def cmd_train_cnn1d(args):
+    import fastnn
+
+    from . import datasets, plots
+    from .models import CNN1DClassifier
+
+    data = datasets.load_mnist1d(validation_size=args.validation_size, random_state=args.split_seed,
+                                 dtype=args.dtype, cache_dir=args.data_dir)
+    classifier = CNN1DClassifier(
+        channels=tuple(args.channels), kernel_sizes=tuple(args.kernel_sizes), strides=tuple(args.strides),
+        paddings=tuple(args.paddings), pool=args.pool, optimizer=args.optimizer, learning_rate=args.learning_rate,
+        momentum=args.momentum, weight_decay=args.weight_decay, batch_size=args.batch_size, epochs=args.epochs,
+        patience=args.patience, random_state=args.seed, dtype=args.dtype, backend=args.backend,
+        verbose=not args.quiet)
+    test_accuracy, record = _track_test_accuracy(classifier, data.X_test, data.y_test, verbose=not args.quiet)
+    has_val = len(data.X_val) > 0
+    print(f"{data!r}; backend {args.backend or fastnn.get_backend()}, {args.dtype}")
+    os.makedirs(args.out, exist_ok=True)
+    start = time.perf_counter()
+    classifier.fit(data.X_train, data.y_train, *((data.X_val, data.y_val) if has_val else ()), callbacks=[record])
+    wall_time = time.perf_counter() - start  # fit with its per-epoch evaluations (and any JIT compilation)
+    history = {**classifier.history_, "test_accuracy": test_accuracy}
+    fit_time = history["time"][-1]  # training only
+    result = {
+        "model": "CNN1DClassifier", "dataset": data.name,
+        "settings": {key: list(value) if isinstance(value, tuple) else value
+                     for key, value in classifier.get_params().items()},
+        "sizes": {"train": len(data.X_train), "validation": len(data.X_val), "test": len(data.X_test)},
+        "backend": args.backend or fastnn.get_backend(), "n_parameters": int(classifier.model_.n_parameters),
+        "history": history, "test_accuracy": float(classifier.score(data.X_test, data.y_test)),
+        "fit_time": fit_time, "wall_time": wall_time, "n_updates": int(classifier.n_updates_),
+        "updates_per_second": classifier.n_updates_ / fit_time if fit_time > 0 else None,
+    }
+    best = f"best epoch {history['best_epoch']}, " if has_val or args.patience else ""
+    rate = f"{result['updates_per_second']:.0f}" if result["updates_per_second"] else "n/a"
+    print(f"test accuracy: {result['test_accuracy']:.4f} ({best}{len(history['epoch'])} epochs, "
+          f"{result['n_updates']} steps); training time {fit_time:.2f} s ({rate} steps/s), "
+          f"wall time {wall_time:.2f} s")
+    stem = os.path.join(args.out, f"CNN1D_lr{args.learning_rate:g}_b{args.batch_size}")
+    _write_json(f"{stem}.json", result)
+    if not args.no_plot:
+        _plot(plots.training_curves, history, f"{stem}.png", title=f"1-D CNN on {data.name}")
+    return 0
+
+
+def _count_or_fraction(text):
+    """argparse type: an int count ('800') or a float fraction ('0.2')."""
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a count or a fraction, got {text!r}") from None
+
+
+def _add_cnn1d_arguments(parser):
+    data = parser.add_argument_group("data (MNIST-1D, generated locally by the mnist1d package and cached)")
+    data.add_argument("--validation-size", type=_count_or_fraction, default=0,
+                      help="count or fraction of the 4,000 training signals held out for validation "
+                           "(default: 0, MNIST-1D's standard 4,000 / 1,000 split)")
+    data.add_argument("--split-seed", type=int, default=0, help="seed of the validation split (default: 0)")
+    data.add_argument("--data-dir", default=None,
+                      help="cache directory (default: $FASTNN_DATA/mnist1d, else ~/.cache/fastnn/mnist1d)")
+    model = parser.add_argument_group("model and training")
+    model.add_argument("--channels", type=int, nargs="+", default=[25, 25, 25],
+                       help="output channels of each conv layer (default: 25 25 25)")
+    model.add_argument("--kernel-sizes", type=int, nargs="+", default=[5, 3, 3],
+                       help="one per layer (default: 5 3 3)")
+    model.add_argument("--strides", type=int, nargs="+", default=[2, 2, 2], help="one per layer (default: 2 2 2)")
+    model.add_argument("--paddings", type=int, nargs="+", default=[1, 1, 1], help="one per layer (default: 1 1 1)")
+    model.add_argument("--pool", type=int, default=None, help="max-pooling window after every ReLU (default: none)")
+    model.add_argument("--optimizer", choices=["sgd", "adam"], default="adam", help="default: adam")
+    model.add_argument("--learning-rate", type=float, default=1e-2, help="default: 0.01")
+    model.add_argument("--momentum", type=float, default=0.0, help="SGD momentum (default: 0)")
+    model.add_argument("--weight-decay", type=float, default=0.0, help="L2 lambda (default: 0)")
+    model.add_argument("--batch-size", type=int, default=100, help="default: 100")
+    model.add_argument("--epochs", type=int, default=200,
+                       help="maximum epochs (default: 200, i.e. 8,000 steps of 100 on 4,000 signals)")
+    model.add_argument("--patience", type=int, default=None,
+                       help="early-stopping patience in epochs (default: none); without --validation-size "
+                            "10%% of the training signals are held out for it")
+    model.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    model.add_argument("--backend", choices=["numpy", "numba", "cython"], default=None)
+    model.add_argument("--seed", type=int, default=0, help="seed of the initialisation and the orders (default: 0)")
+    output = parser.add_argument_group("output")
+    output.add_argument("--out", default="results", help="directory for the JSON and the plot (default: results)")
+    output.add_argument("--no-plot", action="store_true", help="write no plot")
+    output.add_argument("--quiet", action="store_true", help="no progress bars and per-epoch lines")
+
+
 def _add_mlp_arguments(parser, *, epochs, patience, batch_size=5):
     from .datasets import SPLIT_DATASETS
 
@@ -332,7 +444,8 @@ def add_experiment_parser(commands):
 def add_train_parser(commands):
     from .datasets import DATASETS
 
-    train = commands.add_parser("train", help="train a model (perceptron, kernel-perceptron, mlp) on a data set")
+    train = commands.add_parser("train",
+                                help="train a model (perceptron, kernel-perceptron, mlp, cnn1d) on a data set")
     models = train.add_subparsers(dest="model", required=True)
     mlp = models.add_parser("mlp", help="the seed's MLP (784 -> 128 -> 10 on Fashion-MNIST; digits by default)")
     _add_mlp_arguments(mlp, epochs=30, patience=None)
@@ -341,6 +454,9 @@ def add_train_parser(commands):
     mlp.add_argument("--check-magnitude", action="store_true",
                      help="L1 norm of the first layer's gradient on batches of 50 and 5000 first")
     mlp.set_defaults(run=cmd_train_mlp)
+    cnn1d = models.add_parser("cnn1d", help="a 1-D CNN (MNIST-1D's ConvBase by default) on MNIST-1D")
+    _add_cnn1d_arguments(cnn1d)
+    cnn1d.set_defaults(run=cmd_train_cnn1d)
     for name, text in (("perceptron", "multiclass perceptron (Algorithm 1)"),
                        ("kernel-perceptron", "kernel multiclass perceptron (Algorithm 2)")):
         model = models.add_parser(name, help=text)

