@@ -109,12 +109,10 @@ def bench_mlp_epoch(benchmark, data, impl, batch):
     X, y, order, params = data
     if impl == "numpy-loop":
         _group(benchmark, batch, impl, "baseline")
-        epoch, weights = numpy_loop_epoch(X, y, order, params, batch)
-        trained = lambda: np.concatenate([w.reshape(-1) for w in weights])  # noqa: E731
+        epoch, _ = numpy_loop_epoch(X, y, order, params, batch)
     else:
         _group(benchmark, batch, impl)
-        epoch, model = fastnn_epoch(X, y, order, params, batch, impl)
-        trained = lambda: model.params  # noqa: E731
+        epoch, _ = fastnn_epoch(X, y, order, params, batch, impl)
     run(benchmark, epoch)
     if not benchmark.enabled:
         _check_against_reference(impl, X, y, order, params, batch)

@@ -27,29 +27,20 @@ from .training_numba import (
     ADAM_UPDATE,
     BETA1,
     BETA2,
-    C_1MB1,
-    C_1MB2,
-    C_BETA1,
-    C_BETA2,
     C_C2,
-    C_EPS,
-    C_LR,
     C_LRC,
-    C_MOMENTUM,
     C_N,
     C_ONE,
     C_TWO_WD,
-    EPSILON,
     LEARNING_RATE,
     MOMENTUM,
     MOMENTUM_SGD,
-    N_CONSTANTS,
     SGD_WRITING_V,
     SMALL_MATH,
-    WEIGHT_DECAY,
     _bias_update,
     _forward_layer,
     _softmax_rows,
+    optimizer_constants,
 )
 
 C_IN, L_IN, C_OUT, KERNEL, STRIDE, PADDING = range(6)
@@ -176,18 +167,7 @@ def cnn1d_train_epoch(X, y, order, conv, n_classes, batch_size, params, optimize
     g = np.empty(n_params, dtype)
     grads2 = grads.reshape((1, n_params))
 
-    c = np.zeros(N_CONSTANTS, dtype)
-    c[C_ONE] = 1.0
-    c[C_LR] = hyper[LEARNING_RATE]
-    c[C_MOMENTUM] = hyper[MOMENTUM]
-    beta1 = hyper[BETA1]
-    beta2 = hyper[BETA2]
-    c[C_BETA1] = beta1
-    c[C_BETA2] = beta2
-    c[C_1MB1] = 1.0 - beta1
-    c[C_1MB2] = 1.0 - beta2
-    c[C_EPS] = hyper[EPSILON]
-    c[C_TWO_WD] = 2.0 * hyper[WEIGHT_DECAY]
+    c = optimizer_constants(hyper, params)
     one = c[C_ONE]
     zero = c[0]
     two_wd = c[C_TWO_WD]
@@ -249,8 +229,8 @@ def cnn1d_train_epoch(X, y, order, conv, n_classes, batch_size, params, optimize
                     grads[j] += two_wd * params[j]
         if mode == ADAM_UPDATE:
             t = float(step + n_batches + 1)
-            c[C_LRC] = hyper[LEARNING_RATE] / (1.0 - beta1 ** t)
-            c[C_C2] = math.sqrt(1.0 - beta2 ** t)
+            c[C_LRC] = hyper[LEARNING_RATE] / (1.0 - hyper[BETA1] ** t)
+            c[C_C2] = math.sqrt(1.0 - hyper[BETA2] ** t)
         _bias_update(params, state[0], state[1], grads2, 1, mode, c, g)
         n_batches += 1
         s += n

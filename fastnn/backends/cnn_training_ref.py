@@ -18,7 +18,7 @@ import math
 import numpy as np
 
 from .conv_ref import conv1d_backward, conv1d_forward, output_length
-from .training_ref import WEIGHT_DECAY, add_weight_decay, optimizer_update
+from .training_ref import WEIGHT_DECAY, add_weight_decay, optimizer_update, softmax_cross_entropy_batch
 
 C_IN, L_IN, C_OUT, KERNEL, STRIDE, PADDING = range(6)
 
@@ -61,7 +61,6 @@ def cnn1d_train_epoch(X, y, order, conv, n_classes, batch_size, params, optimize
     as in training_ref. Returns (loss_sum, n_correct, n_batches) as training_ref.mlp_train_epoch does.
     """
     conv = [tuple(int(v) for v in row) for row in conv]
-    dtype = params.dtype.type
     hyper = [float(value) for value in hyper]
     layers = parameter_views(params, conv, n_classes)
     grads = np.empty_like(params)
@@ -81,19 +80,11 @@ def cnn1d_train_epoch(X, y, order, conv, n_classes, batch_size, params, optimize
             activations.append(np.maximum(z, 0))
         features = activations[-1].reshape(n, -1)
         W, b = layers[-1]
-        logits = features @ W + b
-        shifted = logits - logits.max(axis=1, keepdims=True)
-        exp = np.exp(shifted)
-        sum_exp = exp.sum(axis=1, keepdims=True)
-        batch_loss = float(np.sum(np.log(sum_exp[:, 0]) - shifted[np.arange(n), labels]))
+        batch_loss, batch_correct, d = softmax_cross_entropy_batch(features @ W + b, labels)
         loss_sum += batch_loss
         if not math.isfinite(batch_loss):
             break
-        n_correct += int(np.count_nonzero(np.argmax(logits, axis=1) == labels))
-
-        d = exp / sum_exp
-        d[np.arange(n), labels] -= 1
-        d /= dtype(n)
+        n_correct += batch_correct
         dW, db = grad_layers[-1]
         np.matmul(features.T, d, out=dW)
         np.sum(d, axis=0, out=db)

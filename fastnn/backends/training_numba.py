@@ -350,6 +350,22 @@ def _backward_layer(W, S0, S1, h, d, n, mode, c, g):
                                    + a4 * d[r + 4, j])
 
 
+@njit(cache=True, nogil=True)
+def optimizer_constants(hyper, params):
+    """The (N_CONSTANTS,) array of hyper (float64) numbers the update loops use, in the dtype of params."""
+    c = np.zeros(N_CONSTANTS, params.dtype)
+    c[C_ONE] = 1.0
+    c[C_LR] = hyper[LEARNING_RATE]
+    c[C_MOMENTUM] = hyper[MOMENTUM]
+    c[C_BETA1] = hyper[BETA1]
+    c[C_BETA2] = hyper[BETA2]
+    c[C_1MB1] = 1.0 - hyper[BETA1]
+    c[C_1MB2] = 1.0 - hyper[BETA2]
+    c[C_EPS] = hyper[EPSILON]
+    c[C_TWO_WD] = 2.0 * hyper[WEIGHT_DECAY]
+    return c
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def mlp_train_epoch(X, y, order, sizes, activation, batch_size, params, optimizer, state, step, hyper):
     """One epoch (see fastnn.backends.training_ref.mlp_train_epoch); params and state updated in place.
@@ -380,18 +396,7 @@ def mlp_train_epoch(X, y, order, sizes, activation, batch_size, params, optimize
             for l in range(n_layers)]
 
     dtype = params.dtype
-    c = np.zeros(N_CONSTANTS, dtype)
-    c[C_ONE] = 1.0
-    c[C_LR] = hyper[LEARNING_RATE]
-    c[C_MOMENTUM] = hyper[MOMENTUM]
-    beta1 = hyper[BETA1]
-    beta2 = hyper[BETA2]
-    c[C_BETA1] = beta1
-    c[C_BETA2] = beta2
-    c[C_1MB1] = 1.0 - beta1
-    c[C_1MB2] = 1.0 - beta2
-    c[C_EPS] = hyper[EPSILON]
-    c[C_TWO_WD] = 2.0 * hyper[WEIGHT_DECAY]
+    c = optimizer_constants(hyper, params)
     if optimizer == ADAM:
         mode = ADAM_UPDATE
     elif hyper[MOMENTUM] != 0.0:
@@ -448,8 +453,8 @@ def mlp_train_epoch(X, y, order, sizes, activation, batch_size, params, optimize
         n_correct += batch_correct
         if mode == ADAM_UPDATE:
             t = float(step + n_batches + 1)
-            c[C_LRC] = hyper[LEARNING_RATE] / (1.0 - beta1 ** t)
-            c[C_C2] = math.sqrt(1.0 - beta2 ** t)
+            c[C_LRC] = hyper[LEARNING_RATE] / (1.0 - hyper[BETA1] ** t)
+            c[C_C2] = math.sqrt(1.0 - hyper[BETA2] ** t)
         for l in range(n_layers - 1, -1, -1):
             h = Hs[h_base + l]
             d = Ds[d_base + l]

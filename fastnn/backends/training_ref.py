@@ -90,6 +90,22 @@ def optimizer_update(params, grads, state, optimizer, step, hyper):
                     hyper[BETA2], hyper[EPSILON])
 
 
+def softmax_cross_entropy_batch(logits, labels):
+    """(loss_sum, n_correct, d) for one batch of logits (n, C) and int labels (n,): the summed
+    cross-entropy, how many rows have their largest logit at the label, and d = (softmax - onehot) / n,
+    the gradient of the mean loss with respect to the logits."""
+    n = len(labels)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    sum_exp = exp.sum(axis=1, keepdims=True)
+    loss_sum = float(np.sum(np.log(sum_exp[:, 0]) - shifted[np.arange(n), labels]))
+    n_correct = int(np.count_nonzero(np.argmax(logits, axis=1) == labels))
+    d = exp / sum_exp
+    d[np.arange(n), labels] -= 1
+    d /= logits.dtype.type(n)
+    return loss_sum, n_correct, d
+
+
 def _activate(z, activation):
     if activation == RELU:
         return np.maximum(z, 0)
@@ -114,7 +130,6 @@ def mlp_train_epoch(X, y, order, sizes, activation, batch_size, params, optimize
     number of them predicted correctly, both from the forward pass before each update, and the number
     of batches whose update was applied.
     """
-    dtype = params.dtype.type
     hyper = [float(value) for value in hyper]
     layers = layer_views(params, sizes)
     grads = np.empty_like(params)
@@ -123,25 +138,16 @@ def mlp_train_epoch(X, y, order, sizes, activation, batch_size, params, optimize
     loss_sum, n_correct, n_batches = 0.0, 0, 0
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]
-        n = len(rows)
         labels = y[rows]
         outputs = [X[rows]]
         for l, (W, b) in enumerate(layers):
             z = outputs[-1] @ W + b
             outputs.append(z if l == len(layers) - 1 else _activate(z, activation))
-        logits = outputs[-1]
-        shifted = logits - logits.max(axis=1, keepdims=True)
-        exp = np.exp(shifted)
-        sum_exp = exp.sum(axis=1, keepdims=True)
-        batch_loss = float(np.sum(np.log(sum_exp[:, 0]) - shifted[np.arange(n), labels]))
+        batch_loss, batch_correct, d = softmax_cross_entropy_batch(outputs[-1], labels)
         loss_sum += batch_loss
         if not math.isfinite(batch_loss):
             break
-        n_correct += int(np.count_nonzero(np.argmax(logits, axis=1) == labels))
-
-        d = exp / sum_exp
-        d[np.arange(n), labels] -= 1
-        d /= dtype(n)
+        n_correct += batch_correct
         for l in range(len(layers) - 1, -1, -1):
             W, _ = layers[l]
             dW, db = grad_layers[l]
