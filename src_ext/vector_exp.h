@@ -3,8 +3,8 @@
  * glibc's exp/expf are function calls, so loops calling them stay scalar (about 10 ns per element
  * here) unless compiled with -ffast-math, which would also change NaN semantics everywhere. These
  * are plain arithmetic: exp(x) = 2^n * exp(r), n = round(x / ln 2), |r| <= ln(2) / 2, exp(r) by a
- * polynomial, 2^n by building the exponent bits. Accuracy: a few ulp over the normal range (measured
- * in tests/test_vector_exp); results below the smallest normal flush to 0, x past the largest finite
+ * polynomial, 2^n by building the exponent bits. Accuracy: a few ulp over the normal range (the sigmoid
+ * and Gram conformance cases compare it with NumPy's exp); results below the smallest normal flush to 0, x past the largest finite
  * result gives +inf. Needs -fno-trapping-math to vectorize (setup.py passes it).
  * NaN propagates (it fails every comparison and flows through the arithmetic).
  */
