@@ -2,15 +2,18 @@
 softmax cross-entropy, Adam lr 1e-2, batch 100: every backend beside PyTorch CPU (optional).
 
 What fastnn times is what fastnn.nn.Trainer runs for such a model: the fused epoch kernel
-(fastnn.cnn_training.ConvEpochs, a whole epoch in one backend call). Each entry starts from the same
-initial weights (PyTorch's default initialisation, drawn by fastnn) and visits the examples in the
-same shuffled orders.
+(fastnn.experiments.train_cnn_fused, a whole epoch in one backend call). Each entry starts from the
+same initial weights (PyTorch's default initialisation, drawn by fastnn) and visits the examples in
+the same orders; the torch network is fastnn.experiments.torch_cnn of the same weights.
 
 Groups:
-- "convbase epoch 4000x1x40 batch 100 <dtype>": one epoch (40 Adam steps) on random data;
+- "convbase epoch 4000x1x40 batch 100 <dtype>": one epoch (40 Adam steps) on random data, in a
+  shuffled order;
 - "convbase 8000 steps mnist1d float32": the issue's training run, 200 epochs of 40 steps on
   MNIST-1D's 4,000 training examples (fastnn.datasets.load_mnist1d; skipped without the mnist1d
-  package), timed once; extra_info has the test accuracy on the 1,000 test examples.
+  package), with the batches in the data's order as MNIST-1D's reference loop takes them, timed
+  once; extra_info has the test accuracy on the 1,000 test examples. One seed's accuracy is one draw:
+  `fastnn experiment convbase-seeds --torch` gives the spread over seeds.
 torch entries (role external, skipped without torch): torch.nn.Conv1d/Linear, cross_entropy,
 torch.optim.Adam, zero_grad / backward / step per batch, 2 threads.
 
@@ -23,8 +26,7 @@ import pytest
 
 import fastnn
 from fastnn import nn
-from fastnn.cnn_training import ConvEpochs
-from fastnn.nn.conv_layers import conv_stack_spec
+from fastnn.experiments import epoch_orders, torch_cnn, train_cnn_fused, train_torch_cnn
 
 from bench_kernels import label, run
 
@@ -42,54 +44,15 @@ def convbase(dtype=np.float32, backend=None, random_state=0):
 
 
 def fastnn_training(X, y, orders, model):
-    """train(): one epoch per order, in place on model.params, as the Trainer's fused epochs do."""
-    optimizer = nn.Adam(LEARNING_RATE)
-    optimizer.setup(model.params)
-    epochs = ConvEpochs(X, y, batch_size=BATCH, backend=model.backend, **conv_stack_spec(model),
-                        **{k: v for k, v in optimizer.epoch_arguments().items() if k != "step"})
-
-    def train():
-        for order in orders:
-            _, _, n_updates = epochs.run(order, model.params, optimizer.state, optimizer.n_updates)
-            optimizer.n_updates += n_updates
-
-    return train
+    """train(): one fused epoch per order, in place on model.params."""
+    return lambda: train_cnn_fused(model, X, y, orders, learning_rate=LEARNING_RATE, batch_size=BATCH)
 
 
-def torch_training(torch, X, y, orders, params):
-    """(train(), model): ConvBase in PyTorch with the same initial weights, Adam, the same orders."""
-    model = torch.nn.Sequential(
-        torch.nn.Conv1d(1, 25, 5, stride=2, padding=1), torch.nn.ReLU(),
-        torch.nn.Conv1d(25, 25, 3, stride=2, padding=1), torch.nn.ReLU(),
-        torch.nn.Conv1d(25, 25, 3, stride=2, padding=1), torch.nn.ReLU(),
-        torch.nn.Flatten(), torch.nn.Linear(125, N_CLASSES))
-    start = 0
-    with torch.no_grad():
-        for module in model:
-            for name in ("weight", "bias"):
-                tensor = getattr(module, name, None)
-                if tensor is None:
-                    continue
-                if isinstance(module, torch.nn.Linear) and name == "weight":  # fastnn keeps W as (in, out)
-                    values = params[start:start + tensor.numel()].reshape(tensor.shape[::-1]).T
-                else:
-                    values = params[start:start + tensor.numel()].reshape(tensor.shape)
-                tensor.copy_(torch.from_numpy(np.ascontiguousarray(values)))
-                start += tensor.numel()
-    assert start == params.size
-    optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
-    X_t, y_t = torch.from_numpy(X), torch.from_numpy(y)
-    orders_t = [torch.from_numpy(order) for order in orders]
-
-    def train():
-        for order in orders_t:
-            for first in range(0, len(order), BATCH):
-                rows = order[first:first + BATCH]
-                optimizer.zero_grad()
-                torch.nn.functional.cross_entropy(model(X_t[rows]), y_t[rows]).backward()
-                optimizer.step()
-
-    return train, model
+def torch_training(torch, X, y, orders, model):
+    """(train(), network): the same network in PyTorch from model's weights, Adam, the same orders."""
+    network = torch_cnn(torch, model)
+    return (lambda: train_torch_cnn(torch, network, X, y, orders, learning_rate=LEARNING_RATE, batch_size=BATCH),
+            network)
 
 
 # ---------------------------------------------------------------------------- one epoch, random data
@@ -129,7 +92,9 @@ def bench_convbase_epoch_torch(benchmark, epoch_data, torch):
     if X.dtype != np.float32:
         pytest.skip("torch entry in float32 only")
     _epoch_group(benchmark, X.dtype, "torch", "external")
-    train, _ = torch_training(torch, X, y, [order], params)
+    model = convbase(X.dtype)
+    model.params[...] = params
+    train, _ = torch_training(torch, X, y, [order], model)
     run(benchmark, train)
 
 
@@ -144,8 +109,7 @@ def mnist1d():
         pytest.skip(str(exc))
     X_train = data.X_train.reshape(-1, *INPUT_SHAPE)
     X_test = data.X_test.reshape(-1, *INPUT_SHAPE)
-    rng = np.random.default_rng(0)
-    orders = [rng.permutation(len(X_train)) for _ in range(EPOCHS)]
+    orders = epoch_orders(len(X_train), EPOCHS, shuffle=False)  # MNIST-1D's reference loop
     return X_train, data.y_train, X_test, data.y_test, orders
 
 
@@ -175,7 +139,7 @@ def bench_convbase_mnist1d_torch(benchmark, mnist1d, torch):
     X_train, y_train, X_test, y_test, orders = mnist1d
     _training_group(benchmark, "torch", "external")
     train, model = torch_training(torch, X_train, y_train, orders if benchmark.enabled else orders[:1],
-                                  convbase().params)
+                                  convbase())
     _time_once(benchmark, train)
     with torch.no_grad():
         logits = model(torch.from_numpy(X_test)).numpy()

@@ -1,4 +1,4 @@
-"""Command line: `python -m fastnn {info,bench,bench-report,train}` (also installed as `fastnn`).
+"""Command line: `python -m fastnn {info,bench,bench-report,train,experiment}` (also installed as `fastnn`).
 
     fastnn info                        version, available backends, why the others are unavailable
     fastnn bench [--quick] [-k EXPR]   run bench/ with pytest-benchmark, write and print a report
@@ -9,6 +9,8 @@
     fastnn train cnn1d [...]           train a 1-D CNN on MNIST-1D; write its JSON history and curves
     fastnn experiment batch-size|momentum|early-stopping
                                        rerun the seed's MLP experiments; write JSON and plots
+    fastnn experiment convbase-seeds   MNIST-1D's ConvBase once per seed (optionally beside PyTorch):
+                                       final test accuracy of each run; JSON and a plot
 """
 import argparse
 import os
@@ -286,6 +288,38 @@ def cmd_experiment(args):
 
 
 # ---------------------------------------------------------------------------- the 1-D CNN
+@_user_errors
+def cmd_experiment_convbase_seeds(args):
+    from . import datasets, experiments, plots
+
+    data = datasets.load_mnist1d(dtype=args.dtype, cache_dir=args.data_dir)
+    torch = None
+    if args.torch:
+        try:
+            import torch
+        except ImportError:
+            raise SystemExit("fastnn: --torch needs PyTorch (pip install torch); it is not a dependency of fastnn")
+        torch.set_num_threads(os.cpu_count() or 1)
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    order = "shuffled epochs" if args.shuffle else "batches in the data's order (MNIST-1D's reference loop)"
+    print(f"{data!r}; ConvBase, Adam lr {args.learning_rate:g}, batch {args.batch_size}, {args.epochs} epochs, "
+          f"{order}; seeds {seeds.start}..{seeds.stop - 1}" + (" beside PyTorch" if torch else ""))
+    result = experiments.convbase_seeds(data, seeds, shuffle=args.shuffle, epochs=args.epochs,
+                                        learning_rate=args.learning_rate, batch_size=args.batch_size,
+                                        dtype=args.dtype, backend=args.backend, torch=torch, verbose=not args.quiet)
+    for key, who in (("test_accuracy", "fastnn"), ("torch_test_accuracy", "torch")):
+        if key in result:
+            stats = result[key]
+            print(f"{who}: test accuracy mean {stats['mean']:.4f}, std {stats['std']:.4f}, "
+                  f"min {stats['min']:.4f}, max {stats['max']:.4f} over {stats['n']} seeds")
+    os.makedirs(args.out, exist_ok=True)
+    stem = os.path.join(args.out, "convbase-seeds" + ("-shuffled" if args.shuffle else ""))
+    _write_json(f"{stem}.json", {"dataset": data.name, **result})
+    if not args.no_plot:
+        _plot(plots.seed_accuracies, result, f"{stem}.png", title=f"ConvBase on {data.name}, {order}")
+    return 0
+
+
 def _track_test_accuracy(classifier, X_test, y_test, verbose):
     """(scores, callback): pass fit(callbacks=[callback]) and scores receives the test accuracy after
     every epoch. The callback sees the network (fastnn.nn.Sequential), so X_test (n, L) is reshaped
@@ -426,7 +460,7 @@ def _add_mlp_arguments(parser, *, epochs, patience, batch_size=5):
 
 
 def add_experiment_parser(commands):
-    experiment = commands.add_parser("experiment", help="rerun the seed's MLP experiments; JSON and plots")
+    experiment = commands.add_parser("experiment", help="rerun the seed's MLP experiments and the ConvBase seed study; JSON and plots")
     kinds = experiment.add_subparsers(dest="experiment", required=True)
     batch = kinds.add_parser("batch-size", help="test accuracy, time, epochs and updates to the best model")
     _add_mlp_arguments(batch, epochs=100, patience=10)
@@ -439,6 +473,24 @@ def add_experiment_parser(commands):
     stopping.add_argument("--stop-patience", type=int, default=5, help="patience marked on the plot (default: 5)")
     for parser in (batch, momentum, stopping):
         parser.set_defaults(run=cmd_experiment)
+    seeds = kinds.add_parser("convbase-seeds",
+                             help="MNIST-1D's ConvBase trained once per seed: final test accuracy of each run")
+    seeds.add_argument("--seeds", type=int, default=10, help="number of seeds (default: 10)")
+    seeds.add_argument("--first-seed", type=int, default=0, help="first seed (default: 0)")
+    seeds.add_argument("--shuffle", action="store_true",
+                       help="a fresh example order every epoch (default: the data's order, as MNIST-1D's own loop)")
+    seeds.add_argument("--epochs", type=int, default=200, help="default: 200, i.e. 8,000 steps of 100")
+    seeds.add_argument("--learning-rate", type=float, default=1e-2, help="Adam's learning rate (default: 0.01)")
+    seeds.add_argument("--batch-size", type=int, default=100, help="default: 100")
+    seeds.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    seeds.add_argument("--backend", choices=["numpy", "numba", "cython"], default=None)
+    seeds.add_argument("--torch", action="store_true",
+                       help="also train the same network in PyTorch from the same weights (needs torch)")
+    seeds.add_argument("--data-dir", default=None, help="MNIST-1D cache directory (see fastnn.datasets)")
+    seeds.add_argument("--out", default="results", help="directory for the JSON and the plot (default: results)")
+    seeds.add_argument("--no-plot", action="store_true", help="write no plot")
+    seeds.add_argument("--quiet", action="store_true", help="no line per seed")
+    seeds.set_defaults(run=cmd_experiment_convbase_seeds)
 
 
 def add_train_parser(commands):

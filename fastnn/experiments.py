@@ -1,14 +1,19 @@
-"""The seed's MLP experiments, rerun fast: one training run, batch size, momentum and early stopping.
+"""The seed's MLP experiments, rerun fast (one training run, batch size, momentum, early stopping), and
+MNIST-1D's ConvBase over many seeds, optionally beside the same network in PyTorch.
 
-Each function takes a fastnn.datasets.Dataset (train / validation / test) and returns plain data
+Each experiment takes a fastnn.datasets.Dataset (train / validation / test) and returns plain data
 (dicts and lists, JSON-able); fastnn.plots draws them and the command line (`fastnn train mlp`,
 `fastnn experiment ...`) writes both. Every run is seeded: the same arguments give the same numbers.
 """
+import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import nn
+from ._config import get_backend
+from .cnn_training import ConvEpochs
+from .nn.conv_layers import conv_stack_spec
 from .nn.trainer import accuracy
 
 
@@ -123,3 +128,134 @@ def early_stopping_experiment(data, settings=None, patience=5):
             "test_accuracy_at_best": history["test_accuracy"][best_before_stop - 1],
             "test_accuracy_at_end": history["test_accuracy"][-1], "fit_time": run["fit_time"]}
 
+
+
+# ---------------------------------------------------------------------------- ConvBase on MNIST-1D
+def epoch_orders(n, epochs, *, shuffle, random_state=None):
+    """The example order of each of `epochs` epochs over n examples: a fresh permutation per epoch
+    drawn from np.random.default_rng(random_state) (shuffle), or the data's own order every epoch, which
+    is how MNIST-1D's reference training loop (mnist1d's train.py) takes its batches."""
+    if not shuffle:
+        return [np.arange(n)] * epochs
+    rng = np.random.default_rng(random_state)
+    return [rng.permutation(n) for _ in range(epochs)]
+
+
+def train_cnn_fused(model, X, y, orders, *, learning_rate=1e-2, batch_size=100):
+    """Train a conv-ReLU stack with a linear head (model: fastnn.nn.Sequential of the ConvBase family)
+    with Adam, one fused epoch (fastnn.cnn1d_train_epoch) per entry of `orders`, in place on model.params.
+
+    X (n, C, L) in model.dtype, y (n,) int labels; orders: int arrays of example indices.
+    Returns the training time in seconds (the epochs only: no evaluation, no set-up).
+    """
+    spec = conv_stack_spec(model)
+    if spec is None:
+        raise ValueError("train_cnn_fused needs Conv1D, ReLU, ..., Flatten, Linear with biases (no pooling)")
+    optimizer = nn.Adam(learning_rate)
+    optimizer.setup(model.params)
+    epochs = ConvEpochs(X, y, batch_size=batch_size, backend=model.backend, **spec,
+                        **{k: v for k, v in optimizer.epoch_arguments().items() if k != "step"})
+    start = time.perf_counter()
+    for order in orders:
+        _, _, n_updates = epochs.run(order, model.params, optimizer.state, optimizer.n_updates)
+        optimizer.n_updates += n_updates
+    return time.perf_counter() - start
+
+
+def torch_cnn(torch, model):
+    """The network of `model` (Conv1D/ReLU stack, Flatten, Linear: what train_cnn_fused trains) as a
+    torch.nn.Sequential with the same weights, in float32 (torch's nn.Conv1d, nn.Linear)."""
+    spec = conv_stack_spec(model)
+    if spec is None:
+        raise ValueError("torch_cnn needs Conv1D, ReLU, ..., Flatten, Linear with biases (no pooling)")
+    modules, c_in = [], model.input_shape[0]
+    for c_out, k, stride, padding in zip(spec["channels"], spec["kernel_sizes"], spec["strides"], spec["paddings"]):
+        modules += [torch.nn.Conv1d(c_in, c_out, k, stride=stride, padding=padding), torch.nn.ReLU()]
+        c_in = c_out
+    head = model.layers[-1]
+    modules += [torch.nn.Flatten(), torch.nn.Linear(head.in_features, head.out_features)]
+    network = torch.nn.Sequential(*modules)
+    params = np.asarray(model.params, dtype=np.float32)
+    start = 0
+    with torch.no_grad():
+        for module in network:
+            for name in ("weight", "bias"):
+                tensor = getattr(module, name, None)
+                if tensor is None:
+                    continue
+                values = params[start:start + tensor.numel()]
+                if isinstance(module, torch.nn.Linear) and name == "weight":  # fastnn keeps W as (in, out)
+                    values = values.reshape(tensor.shape[::-1]).T
+                tensor.copy_(torch.from_numpy(np.ascontiguousarray(values.reshape(tensor.shape))))
+                start += tensor.numel()
+    if start != params.size:
+        raise ValueError(f"model has {params.size} parameters, the torch network {start}")
+    return network
+
+
+def train_torch_cnn(torch, network, X, y, orders, *, learning_rate=1e-2, batch_size=100):
+    """What train_cnn_fused does, in PyTorch: cross_entropy, torch.optim.Adam, zero_grad / backward /
+    step per batch, in place on `network` (from torch_cnn). Returns the training time in seconds."""
+    optimizer = torch.optim.Adam(network.parameters(), lr=learning_rate)
+    X_t, y_t = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)), torch.from_numpy(np.asarray(y))
+    orders_t = [torch.from_numpy(np.asarray(order)) for order in orders]
+    start = time.perf_counter()
+    for order in orders_t:
+        for first in range(0, len(order), batch_size):
+            rows = order[first:first + batch_size]
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(network(X_t[rows]), y_t[rows]).backward()
+            optimizer.step()
+    return time.perf_counter() - start
+
+
+def _summary(values):
+    values = np.asarray(values, dtype=float)
+    return {"mean": float(values.mean()), "std": float(values.std()), "min": float(values.min()),
+            "max": float(values.max()), "n": int(values.size)}
+
+
+def convbase_seeds(data, seeds=range(10), *, shuffle=False, epochs=200, learning_rate=1e-2, batch_size=100,
+                   dtype="float32", backend=None, torch=None, verbose=False):
+    """Train MNIST-1D's ConvBase once per seed and report the final test accuracy of each run.
+
+    data: a Dataset of (n, L) signals (fastnn.datasets.load_mnist1d()). Each seed draws the initial
+    weights (PyTorch's default initialisation) and, with shuffle, the epochs' orders; without shuffle
+    every epoch takes the batches in the data's order, as MNIST-1D's reference loop does. Adam with
+    `learning_rate`, `batch_size` examples per step, `epochs` passes (the defaults: 200 x 40 = 8,000 steps).
+    torch: the torch module, to train the same network from the same weights in the same orders too
+    (PyTorch stays optional: pass None to skip it).
+
+    Returns {"settings", "rows": [{seed, test_accuracy, fit_time[, torch_test_accuracy, torch_fit_time]}],
+    "test_accuracy": summary (mean, std, min, max, n)[, "torch_test_accuracy": summary]}.
+    """
+    X_train = np.ascontiguousarray(data.X_train.reshape(len(data.X_train), 1, -1), dtype=dtype)
+    X_test = np.ascontiguousarray(data.X_test.reshape(len(data.X_test), 1, -1), dtype=dtype)
+    n_classes = int(max(data.y_train.max(), data.y_test.max())) + 1
+    rows = []
+    for seed in seeds:
+        model = nn.conv1d_net(X_train.shape[1:], n_classes, dtype=dtype, random_state=int(seed), backend=backend)
+        orders = epoch_orders(len(X_train), epochs, shuffle=shuffle, random_state=int(seed))
+        network = torch_cnn(torch, model) if torch is not None else None  # from the initial weights
+        fit_time = train_cnn_fused(model, X_train, data.y_train, orders, learning_rate=learning_rate,
+                                   batch_size=batch_size)
+        row = {"seed": int(seed), "test_accuracy": accuracy(model.predict_logits(X_test), data.y_test),
+               "fit_time": fit_time}
+        if network is not None:
+            row["torch_fit_time"] = train_torch_cnn(torch, network, X_train, data.y_train, orders,
+                                                    learning_rate=learning_rate, batch_size=batch_size)
+            with torch.no_grad():
+                logits = network(torch.from_numpy(X_test.astype(np.float32))).numpy()
+            row["torch_test_accuracy"] = accuracy(logits, data.y_test)
+        rows.append(row)
+        if verbose:
+            print("  ".join(f"{key} {value:.4f}" if isinstance(value, float) else f"{key} {value}"
+                            for key, value in row.items()), flush=True)
+    result = {"settings": {"seeds": [int(s) for s in seeds], "shuffle": bool(shuffle), "epochs": int(epochs),
+                           "steps": int(epochs * -(-len(X_train) // batch_size)), "learning_rate": learning_rate,
+                           "batch_size": int(batch_size), "dtype": str(np.dtype(dtype)),
+                           "backend": backend or get_backend()},
+              "rows": rows, "test_accuracy": _summary([row["test_accuracy"] for row in rows])}
+    if torch is not None:
+        result["torch_test_accuracy"] = _summary([row["torch_test_accuracy"] for row in rows])
+    return result

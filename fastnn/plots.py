@@ -1,4 +1,5 @@
 """Plots of training runs and of the seed's experiments (matplotlib, written to files; no screen needed)."""
+import numpy as np
 
 
 def _pyplot():
@@ -97,4 +98,24 @@ def early_stopping_curves(result, path, title=""):
     ax.set_ylabel("accuracy")
     ax.legend()
     ax.set_title(f"{title}early stopping")
+    return _save(fig, path)
+
+
+def seed_accuracies(result, path, title=""):
+    """Final test accuracy of each seed's run (fastnn, and torch when present), their means dashed."""
+    plt = _pyplot()
+    rows = result["rows"]
+    seeds = [row["seed"] for row in rows]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for key, label, marker, color in (("test_accuracy", "fastnn", "o", "C0"),
+                                      ("torch_test_accuracy", "PyTorch", "s", "C1")):
+        if key in rows[0]:
+            values = [row[key] for row in rows]
+            ax.plot(seeds, values, marker, color=color, label=f"{label} (mean {np.mean(values):.3f})")
+            ax.axhline(np.mean(values), color=color, linestyle="--", linewidth=1)
+    ax.set_xlabel("seed")
+    ax.set_ylabel("final test accuracy")
+    ax.set_xticks(seeds)
+    ax.legend()
+    ax.set_title(title, fontsize=9)
     return _save(fig, path)
