@@ -163,9 +163,9 @@ static void fastnn_conv_gemm_##SUFFIX(ptrdiff_t m, ptrdiff_t n, ptrdiff_t depth,
     const ptrdiff_t nr = FASTNN_NR_##SUFFIX;                                                                  \
     ptrdiff_t i0, j0;                                                                                         \
     for (j0 = 0; j0 < n; j0 += nr)                                                                            \
-        for (i0 = 0; i0 < m; i0 += FASTNN_MR)                                                                 \
-            fastnn_block_axpy_##SUFFIX(m - i0 < FASTNN_MR ? m - i0 : FASTNN_MR, nr, depth, A + i0 * a_row,    \
-                                       a_row, a_inner, B + j0, n, C + i0 * n + j0, n, 0);                     \
+        for (i0 = 0; i0 < m; i0 += FASTNN_WIDE_MR)                                                            \
+            fastnn_block_axpy_wide_##SUFFIX(m - i0 < FASTNN_WIDE_MR ? m - i0 : FASTNN_WIDE_MR, nr, depth,     \
+                                            A + i0 * a_row, a_row, a_inner, B + j0, n, C + i0 * n + j0, n, 0);\
 }                                                                                                             \
                                                                                                               \
 /* acc (CK x ldo) += cols (CK x m) @ dYT (m x ldo): dW transposed, C_out padded to ldo (a multiple of         \

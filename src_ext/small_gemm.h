@@ -16,6 +16,7 @@
 #include <string.h>
 
 #define FASTNN_MR 4
+#define FASTNN_WIDE_MR 6  /* rows of fastnn_block_axpy_wide */
 
 #if defined(__GNUC__) || defined(__clang__)
 
@@ -57,15 +58,15 @@ static inline void fastnn_store_row_##SUFFIX(T *dst, ptrdiff_t nr, fastnn_vec_##
     memcpy(dst, pad, (size_t)nr * sizeof(T));                                                         \
 }                                                                                                     \
                                                                                                       \
-/* C[:rows, :nr] (+)= sum_p A(i, p) B[p, :nr] for rows <= MR, nr <= NR. Always inlined with a  \
+/* C[:rows, :nr] (+)= sum_p A(i, p) B[p, :nr] for rows <= WIDE_MR, nr <= NR. Always inlined with a \
  * literal `rows`, so each row count gets its own loop with no work for absent rows. */              \
 static inline __attribute__((always_inline)) void fastnn_axpy_rows_##SUFFIX(                         \
         const int rows, ptrdiff_t nr, ptrdiff_t depth, const T *A, ptrdiff_t a_row,                   \
         ptrdiff_t a_inner, const T *B, ptrdiff_t ldb, T *C, ptrdiff_t ldc, int accumulate) {          \
     enum { L = FASTNN_LANES_##SUFFIX };                                                               \
     const fastnn_vec_##SUFFIX zero = {0};                                                             \
-    fastnn_vec_##SUFFIX c0l = zero, c0h = zero, c1l = zero, c1h = zero,                               \
-                        c2l = zero, c2h = zero, c3l = zero, c3h = zero, bl, bh;                       \
+    fastnn_vec_##SUFFIX c0l = zero, c0h = zero, c1l = zero, c1h = zero, c2l = zero, c2h = zero,       \
+                        c3l = zero, c3h = zero, c4l = zero, c4h = zero, c5l = zero, c5h = zero, bl, bh;\
     T pad[2 * L];                                                                                     \
     ptrdiff_t p;                                                                                      \
     if (accumulate) {                                                                                 \
@@ -73,6 +74,8 @@ static inline __attribute__((always_inline)) void fastnn_axpy_rows_##SUFFIX(    
         if (rows > 1) fastnn_load_row_##SUFFIX(C + ldc, nr, &c1l, &c1h);                             \
         if (rows > 2) fastnn_load_row_##SUFFIX(C + 2 * ldc, nr, &c2l, &c2h);                         \
         if (rows > 3) fastnn_load_row_##SUFFIX(C + 3 * ldc, nr, &c3l, &c3h);                         \
+        if (rows > 4) fastnn_load_row_##SUFFIX(C + 4 * ldc, nr, &c4l, &c4h);                         \
+        if (rows > 5) fastnn_load_row_##SUFFIX(C + 5 * ldc, nr, &c5l, &c5h);                         \
     }                                                                                                 \
     memset(pad, 0, sizeof pad);                                                                       \
     for (p = 0; p < depth; ++p) {                                                                     \
@@ -87,11 +90,15 @@ static inline __attribute__((always_inline)) void fastnn_axpy_rows_##SUFFIX(    
         if (rows > 1) { c1l += a[a_row] * bl; c1h += a[a_row] * bh; }                                 \
         if (rows > 2) { c2l += a[2 * a_row] * bl; c2h += a[2 * a_row] * bh; }                         \
         if (rows > 3) { c3l += a[3 * a_row] * bl; c3h += a[3 * a_row] * bh; }                         \
+        if (rows > 4) { c4l += a[4 * a_row] * bl; c4h += a[4 * a_row] * bh; }                         \
+        if (rows > 5) { c5l += a[5 * a_row] * bl; c5h += a[5 * a_row] * bh; }                         \
     }                                                                                                 \
     fastnn_store_row_##SUFFIX(C, nr, c0l, c0h);                                                       \
     if (rows > 1) fastnn_store_row_##SUFFIX(C + ldc, nr, c1l, c1h);                                   \
     if (rows > 2) fastnn_store_row_##SUFFIX(C + 2 * ldc, nr, c2l, c2h);                               \
     if (rows > 3) fastnn_store_row_##SUFFIX(C + 3 * ldc, nr, c3l, c3h);                               \
+    if (rows > 4) fastnn_store_row_##SUFFIX(C + 4 * ldc, nr, c4l, c4h);                               \
+    if (rows > 5) fastnn_store_row_##SUFFIX(C + 5 * ldc, nr, c5l, c5h);                               \
 }                                                                                                     \
                                                                                                       \
 /* C[:mr, :nr] (+)= sum_p A(i, p) B[p, :nr] for mr <= MR, nr <= NR. */                                \
@@ -103,6 +110,21 @@ static inline void fastnn_block_axpy_##SUFFIX(                                  
     case 2: fastnn_axpy_rows_##SUFFIX(2, nr, depth, A, a_row, a_inner, B, ldb, C, ldc, accumulate); break; \
     case 3: fastnn_axpy_rows_##SUFFIX(3, nr, depth, A, a_row, a_inner, B, ldb, C, ldc, accumulate); break; \
     default: fastnn_axpy_rows_##SUFFIX(4, nr, depth, A, a_row, a_inner, B, ldb, C, ldc, accumulate); break; \
+    }                                                                                                 \
+}                                                                                                     \
+                                                                                                      \
+/* The same for mr <= WIDE_MR: 12 accumulators hide the FMA latency that 8 leave exposed, for callers  \
+ * whose blocks have many rows (the convolutions' C_out and C_in K sides). */                        \
+static inline void fastnn_block_axpy_wide_##SUFFIX(                                                   \
+        ptrdiff_t mr, ptrdiff_t nr, ptrdiff_t depth, const T *A, ptrdiff_t a_row, ptrdiff_t a_inner,  \
+        const T *B, ptrdiff_t ldb, T *C, ptrdiff_t ldc, int accumulate) {                             \
+    switch (mr) {                                                                                     \
+    case 1: fastnn_axpy_rows_##SUFFIX(1, nr, depth, A, a_row, a_inner, B, ldb, C, ldc, accumulate); break; \
+    case 2: fastnn_axpy_rows_##SUFFIX(2, nr, depth, A, a_row, a_inner, B, ldb, C, ldc, accumulate); break; \
+    case 3: fastnn_axpy_rows_##SUFFIX(3, nr, depth, A, a_row, a_inner, B, ldb, C, ldc, accumulate); break; \
+    case 4: fastnn_axpy_rows_##SUFFIX(4, nr, depth, A, a_row, a_inner, B, ldb, C, ldc, accumulate); break; \
+    case 5: fastnn_axpy_rows_##SUFFIX(5, nr, depth, A, a_row, a_inner, B, ldb, C, ldc, accumulate); break; \
+    default: fastnn_axpy_rows_##SUFFIX(6, nr, depth, A, a_row, a_inner, B, ldb, C, ldc, accumulate); break; \
     }                                                                                                 \
 }                                                                                                     \
                                                                                                       \
@@ -177,6 +199,11 @@ static inline void fastnn_block_axpy_##SUFFIX(                                  
             for (p = 0; p < depth; ++p) total += A[i * a_row + p * a_inner] * B[p * ldb + j];         \
             C[i * ldc + j] = total;                                                                   \
         }                                                                                             \
+}                                                                                                     \
+static inline void fastnn_block_axpy_wide_##SUFFIX(                                                   \
+        ptrdiff_t mr, ptrdiff_t nr, ptrdiff_t depth, const T *A, ptrdiff_t a_row, ptrdiff_t a_inner,  \
+        const T *B, ptrdiff_t ldb, T *C, ptrdiff_t ldc, int accumulate) {                             \
+    fastnn_block_axpy_##SUFFIX(mr, nr, depth, A, a_row, a_inner, B, ldb, C, ldc, accumulate);         \
 }                                                                                                     \
 static inline void fastnn_block_dots_##SUFFIX(                                                        \
         ptrdiff_t mr, ptrdiff_t nb, ptrdiff_t depth, const T *A, ptrdiff_t lda,                       \
