@@ -351,8 +351,8 @@ def cmd_train_cnn1d(args):
         channels=tuple(args.channels), kernel_sizes=tuple(args.kernel_sizes), strides=tuple(args.strides),
         paddings=tuple(args.paddings), pool=args.pool, optimizer=args.optimizer, learning_rate=args.learning_rate,
         momentum=args.momentum, weight_decay=args.weight_decay, batch_size=args.batch_size, epochs=args.epochs,
-        patience=args.patience, random_state=args.seed, dtype=args.dtype, backend=args.backend,
-        verbose=not args.quiet)
+        patience=args.patience, shuffle=not args.no_shuffle, random_state=args.seed, dtype=args.dtype,
+        backend=args.backend, verbose=not args.quiet)
     test_accuracy, record = _track_test_accuracy(classifier, data.X_test, data.y_test, verbose=not args.quiet)
     has_val = len(data.X_val) > 0
     print(f"{data!r}; backend {args.backend or fastnn.get_backend()}, {args.dtype}")
@@ -421,6 +421,9 @@ def _add_cnn1d_arguments(parser):
     model.add_argument("--patience", type=int, default=None,
                        help="early-stopping patience in epochs (default: none); without --validation-size "
                             "10%% of the training signals are held out for it")
+    model.add_argument("--no-shuffle", action="store_true",
+                       help="take the batches in the data's order every epoch, as MNIST-1D's reference loop does "
+                            "(default: a fresh order per epoch)")
     model.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     model.add_argument("--backend", choices=["numpy", "numba", "cython"], default=None)
     model.add_argument("--seed", type=int, default=0, help="seed of the initialisation and the orders (default: 0)")

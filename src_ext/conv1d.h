@@ -13,7 +13,9 @@
  * Batching samples into the columns keeps the micro-kernels' vectors full when L_out is short
  * (10 in the small benchmark shape); the chunk is sized so cols, dY and dcols stay in L2. The
  * products are small_gemm.h's register-blocked kernels: BLAS's packing and dispatch would cost
- * more than the arithmetic at these sizes.
+ * more than the arithmetic at these sizes. Y and dcols use its 6-row blocks (12 accumulators: the
+ * forward at the large benchmark shape went from ~14.5 to ~13 ms); dW keeps 4-row blocks, which
+ * measured faster for its long reduction.
  *
  * dW is computed transposed so that its reduction over M runs down the kernel's depth (dot-product
  * kernels with the reduction along the vectors measured 13-24 GMAC/s here, L2-bound; this 36-48).

@@ -75,6 +75,22 @@ def test_train_cnn1d_validation_patience_pool(tmp_path, capsys):
     assert not (tmp_path / "CNN1D_lr0.02_b50.png").exists()
 
 
+def test_train_cnn1d_no_shuffle_takes_the_data_order(tmp_path):
+    """--no-shuffle: every epoch visits the signals in the data's order (MNIST-1D's reference loop), so
+    the run is that of CNN1DClassifier(shuffle=False) with the same seed."""
+    from fastnn.models import CNN1DClassifier
+
+    assert main(["train", "cnn1d", "--epochs", "2", *SMALL, "--no-shuffle", "--seed", "3", "--dtype", "float64",
+                 "--out", str(tmp_path), "--no-plot", "--quiet"]) == 0
+    result = json.loads((tmp_path / f"{STEM}.json").read_text())
+    assert result["settings"]["shuffle"] is False
+    data = datasets.load_mnist1d(dtype="float64")
+    direct = CNN1DClassifier(channels=(4, 4), kernel_sizes=(5, 3), strides=(2, 2), paddings=(1, 1), epochs=2,
+                             shuffle=False, random_state=3, dtype="float64", backend="numpy").fit(data.X_train, data.y_train)
+    assert result["test_accuracy"] == direct.score(data.X_test, data.y_test)
+    assert result["history"]["loss"] == pytest.approx(direct.history_["loss"], rel=1e-12)
+
+
 @pytest.mark.parametrize("arguments, message", [
     (["--channels", "4", "4"], "kernel_sizes must have one entry per conv layer"),
     (["--pool", "0"], "pool must be None or a positive integer"),
