@@ -101,20 +101,8 @@ static inline __attribute__((always_inline)) void fastnn_axpy_rows_##SUFFIX(    
     if (rows > 5) fastnn_store_row_##SUFFIX(C + 5 * ldc, nr, c5l, c5h);                               \
 }                                                                                                     \
                                                                                                       \
-/* C[:mr, :nr] (+)= sum_p A(i, p) B[p, :nr] for mr <= MR, nr <= NR. */                                \
-static inline void fastnn_block_axpy_##SUFFIX(                                                        \
-        ptrdiff_t mr, ptrdiff_t nr, ptrdiff_t depth, const T *A, ptrdiff_t a_row, ptrdiff_t a_inner,  \
-        const T *B, ptrdiff_t ldb, T *C, ptrdiff_t ldc, int accumulate) {                             \
-    switch (mr) {                                                                                     \
-    case 1: fastnn_axpy_rows_##SUFFIX(1, nr, depth, A, a_row, a_inner, B, ldb, C, ldc, accumulate); break; \
-    case 2: fastnn_axpy_rows_##SUFFIX(2, nr, depth, A, a_row, a_inner, B, ldb, C, ldc, accumulate); break; \
-    case 3: fastnn_axpy_rows_##SUFFIX(3, nr, depth, A, a_row, a_inner, B, ldb, C, ldc, accumulate); break; \
-    default: fastnn_axpy_rows_##SUFFIX(4, nr, depth, A, a_row, a_inner, B, ldb, C, ldc, accumulate); break; \
-    }                                                                                                 \
-}                                                                                                     \
-                                                                                                      \
-/* The same for mr <= WIDE_MR: 12 accumulators hide the FMA latency that 8 leave exposed, for callers  \
- * whose blocks have many rows (the convolutions' C_out and C_in K sides). */                        \
+/* C[:mr, :nr] (+)= sum_p A(i, p) B[p, :nr] for mr <= WIDE_MR, nr <= NR. Blocks of 6 rows keep 12     \
+ * accumulators, which hide the FMA latency that 8 leave exposed; the convolutions use them. */       \
 static inline void fastnn_block_axpy_wide_##SUFFIX(                                                   \
         ptrdiff_t mr, ptrdiff_t nr, ptrdiff_t depth, const T *A, ptrdiff_t a_row, ptrdiff_t a_inner,  \
         const T *B, ptrdiff_t ldb, T *C, ptrdiff_t ldc, int accumulate) {                             \
@@ -126,6 +114,14 @@ static inline void fastnn_block_axpy_wide_##SUFFIX(                             
     case 5: fastnn_axpy_rows_##SUFFIX(5, nr, depth, A, a_row, a_inner, B, ldb, C, ldc, accumulate); break; \
     default: fastnn_axpy_rows_##SUFFIX(6, nr, depth, A, a_row, a_inner, B, ldb, C, ldc, accumulate); break; \
     }                                                                                                 \
+}                                                                                                     \
+                                                                                                      \
+/* The same for mr <= MR: at most 4 rows (8 accumulators), as the small-batch linear kernels use it. */ \
+static inline void fastnn_block_axpy_##SUFFIX(                                                        \
+        ptrdiff_t mr, ptrdiff_t nr, ptrdiff_t depth, const T *A, ptrdiff_t a_row, ptrdiff_t a_inner,  \
+        const T *B, ptrdiff_t ldb, T *C, ptrdiff_t ldc, int accumulate) {                             \
+    fastnn_block_axpy_wide_##SUFFIX(mr < FASTNN_MR ? mr : FASTNN_MR, nr, depth, A, a_row, a_inner, B, \
+                                    ldb, C, ldc, accumulate);                                         \
 }                                                                                                     \
                                                                                                       \
 static inline T fastnn_hsum_##SUFFIX(fastnn_vec_##SUFFIX v) {                                        \
