@@ -162,9 +162,10 @@ def train_cnn_fused(model, X, y, orders, *, learning_rate=1e-2, batch_size=100):
     return time.perf_counter() - start
 
 
-def torch_cnn(torch, model):
+def torch_cnn(torch, model, dtype=np.float32):
     """The network of `model` (Conv1D/ReLU stack, Flatten, Linear: what train_cnn_fused trains) as a
-    torch.nn.Sequential with the same weights, in float32 (torch's nn.Conv1d, nn.Linear)."""
+    torch.nn.Sequential of nn.Conv1d, nn.ReLU, nn.Flatten, nn.Linear with the same weights, in `dtype`
+    (float32, as PyTorch trains by default, or float64)."""
     spec = conv_stack_spec(model)
     if spec is None:
         raise ValueError("torch_cnn needs Conv1D, ReLU, ..., Flatten, Linear with biases (no pooling)")
@@ -174,8 +175,9 @@ def torch_cnn(torch, model):
         c_in = c_out
     head = model.layers[-1]
     modules += [torch.nn.Flatten(), torch.nn.Linear(head.in_features, head.out_features)]
-    network = torch.nn.Sequential(*modules)
-    params = np.asarray(model.params, dtype=np.float32)
+    dtype = np.dtype(dtype)
+    network = torch.nn.Sequential(*modules).to(getattr(torch, dtype.name))
+    params = np.asarray(model.params, dtype=dtype)
     start = 0
     with torch.no_grad():
         for module in network:
@@ -195,9 +197,11 @@ def torch_cnn(torch, model):
 
 def train_torch_cnn(torch, network, X, y, orders, *, learning_rate=1e-2, batch_size=100):
     """What train_cnn_fused does, in PyTorch: cross_entropy, torch.optim.Adam, zero_grad / backward /
-    step per batch, in place on `network` (from torch_cnn). Returns the training time in seconds."""
+    step per batch, in place on `network` (from torch_cnn; X is cast to its dtype). Returns the training
+    time in seconds."""
     optimizer = torch.optim.Adam(network.parameters(), lr=learning_rate)
-    X_t, y_t = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)), torch.from_numpy(np.asarray(y))
+    dtype = np.dtype(str(next(network.parameters()).dtype).removeprefix("torch."))
+    X_t, y_t = torch.from_numpy(np.ascontiguousarray(X, dtype=dtype)), torch.from_numpy(np.asarray(y))
     orders_t = [torch.from_numpy(np.asarray(order)) for order in orders]
     start = time.perf_counter()
     for order in orders_t:
