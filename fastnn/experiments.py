@@ -231,19 +231,28 @@ def convbase_seeds(data, seeds=range(10), *, shuffle=False, epochs=200, learning
     (PyTorch stays optional: pass None to skip it).
 
     Returns {"settings", "rows": [{seed, test_accuracy, fit_time[, torch_test_accuracy, torch_fit_time]}],
-    "test_accuracy": summary (mean, std, min, max, n)[, "torch_test_accuracy": summary]}.
+    "test_accuracy": summary (mean, population std, min, max, n)[, "torch_test_accuracy": summary]}.
+    Raises ValueError for no seeds or a non-positive epochs, learning_rate or batch_size.
     """
+    seeds = [int(seed) for seed in seeds]
+    if not seeds:
+        raise ValueError("seeds must hold at least one seed, got none")
+    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if not learning_rate > 0:
+        raise ValueError(f"learning_rate must be positive, got {learning_rate!r}")
     X_train = np.ascontiguousarray(data.X_train.reshape(len(data.X_train), 1, -1), dtype=dtype)
     X_test = np.ascontiguousarray(data.X_test.reshape(len(data.X_test), 1, -1), dtype=dtype)
     n_classes = int(max(data.y_train.max(), data.y_test.max())) + 1
     rows = []
     for seed in seeds:
-        model = nn.conv1d_net(X_train.shape[1:], n_classes, dtype=dtype, random_state=int(seed), backend=backend)
-        orders = epoch_orders(len(X_train), epochs, shuffle=shuffle, random_state=int(seed))
+        model = nn.conv1d_net(X_train.shape[1:], n_classes, dtype=dtype, random_state=seed, backend=backend)
+        orders = epoch_orders(len(X_train), epochs, shuffle=shuffle, random_state=seed)
         network = torch_cnn(torch, model) if torch is not None else None  # from the initial weights
         fit_time = train_cnn_fused(model, X_train, data.y_train, orders, learning_rate=learning_rate,
                                    batch_size=batch_size)
-        row = {"seed": int(seed), "test_accuracy": accuracy(model.predict_logits(X_test), data.y_test),
+        row = {"seed": seed, "test_accuracy": accuracy(model.predict_logits(X_test), data.y_test),
                "fit_time": fit_time}
         if network is not None:
             row["torch_fit_time"] = train_torch_cnn(torch, network, X_train, data.y_train, orders,
@@ -255,7 +264,7 @@ def convbase_seeds(data, seeds=range(10), *, shuffle=False, epochs=200, learning
         if verbose:
             print("  ".join(f"{key} {value:.4f}" if isinstance(value, float) else f"{key} {value}"
                             for key, value in row.items()), flush=True)
-    result = {"settings": {"seeds": [int(s) for s in seeds], "shuffle": bool(shuffle), "epochs": int(epochs),
+    result = {"settings": {"seeds": seeds, "shuffle": bool(shuffle), "epochs": int(epochs),
                            "steps": int(epochs * -(-len(X_train) // batch_size)), "learning_rate": learning_rate,
                            "batch_size": int(batch_size), "dtype": str(np.dtype(dtype)),
                            "backend": backend or get_backend()},

@@ -68,6 +68,24 @@ def test_convbase_seeds_same_runs_as_the_reference(backend):
     assert ours["rows"][0]["test_accuracy"] == reference["rows"][0]["test_accuracy"]
 
 
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(seeds=[]), "seeds must hold at least one seed"),
+    (dict(epochs=0), "epochs must be a positive integer"),
+    (dict(batch_size=2.5), "batch_size must be a positive integer"),
+    (dict(learning_rate=0.0), "learning_rate must be positive"),
+])
+def test_convbase_seeds_bad_settings(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        experiments.convbase_seeds(small_mnist1d_like(), **{"seeds": [0], **kwargs})
+
+
+def test_cli_convbase_seeds_bad_setting_exits_2(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("mnist1d.data")
+    monkeypatch.setenv(datasets.DATA_DIR_ENV, str(tmp_path))
+    assert main(["experiment", "convbase-seeds", "--seeds", "0", "--no-plot"]) == 2
+    assert "seeds must hold at least one seed" in capsys.readouterr().err
+
+
 def test_train_cnn_fused_refuses_pooling():
     model = nn.conv1d_net((1, 40), 10, channels=(4,), kernel_sizes=(3,), strides=(1,), paddings=(0,), pool=2)
     with pytest.raises(ValueError, match="no pooling"):
