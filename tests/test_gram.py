@@ -4,6 +4,7 @@ import pytest
 from sklearn.metrics.pairwise import pairwise_kernels
 
 import fastnn
+from fastnn.backends import _compiled as compiled
 
 KERNEL_PARAMS = {"linear": {}, "poly": dict(gamma=0.2, degree=3, coef0=1.0), "rbf": dict(gamma=0.1)}
 
@@ -43,3 +44,84 @@ def test_rbf_of_duplicate_points_is_one(backend, dtype):
     K = fastnn.gram(X, Y, gamma=1.0, backend=backend)
     assert K.max() <= 1.0
     np.testing.assert_allclose(K[0, :3], 1.0)
+
+
+def exact_rbf(X, Y, gamma):
+    """The definition, exp(-gamma sum((x - y)^2)), in float64 from the given values: no expansion."""
+    X, Y = X.astype(np.float64), Y.astype(np.float64)
+    return np.exp(-gamma * np.square(X[:, None, :] - Y[None, :, :]).sum(axis=-1))
+
+
+@pytest.mark.parametrize("gamma", [1.0, 0.01])
+@pytest.mark.parametrize("with_y", [False, True])
+def test_float32_rbf_of_offset_data_matches_float64(gamma, with_y, backend):
+    """Rows of 1000 + noise: the float32 expansion used to lose every digit (errors up to 1.0)."""
+    rng = np.random.default_rng(4)
+    X = (1000 + rng.random((30, 64))).astype(np.float32)
+    Y = (1000 + rng.random((17, 64))).astype(np.float32) if with_y else None
+    K32 = fastnn.gram(X, Y, gamma=gamma, backend=backend)
+    K64 = fastnn.gram(X.astype(np.float64), None if Y is None else Y.astype(np.float64), gamma=gamma,
+                      backend=backend)
+    exact = exact_rbf(X, X if Y is None else Y, gamma)
+    assert K32.dtype == np.float32
+    np.testing.assert_allclose(K32, K64, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(K32, exact, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(K64, exact, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("with_y", [False, True])
+def test_rbf_of_near_duplicates_far_from_origin(with_y, backend, dtype):
+    """Spread-out rows (large centered norms) with near-duplicate partners: here even float64's
+    expansion cancels (error bound ~1 at scale 1e6), so those pairs must be recomputed directly."""
+    scale, jitter = (1e3, 1e-2) if dtype == "float32" else (1e6, 1e-3)
+    rng = np.random.default_rng(5)
+    X = rng.normal(0, scale, (40, 64)).astype(dtype)
+    X[1::2] = X[0::2] + (jitter * rng.standard_normal((20, 64))).astype(dtype)  # pairs (0, 1), (2, 3), ...
+    Y = X[::-1].copy() if with_y else None
+    gamma = 1.0 / (64 * jitter ** 2)  # kernel values of the pairs around exp(-2)
+    K = fastnn.gram(X, Y, gamma=gamma, backend=backend)
+    exact = exact_rbf(X, X if Y is None else Y, gamma)
+    pairs = exact > 1e-3
+    assert pairs.sum() == 80  # 40 self pairs and 40 near-duplicate pairs (both orders), with Y reversed too
+    np.testing.assert_allclose(K, exact, rtol=0, atol=1e-6 if dtype == "float32" else 1e-12)
+
+
+def test_rbf_accuracy_across_tile_boundaries(backend, monkeypatch):
+    """Duplicates planted on both sides of the row bands and column chunks of the compiled backends' tiles."""
+    monkeypatch.setattr(compiled, "RBF_BAND_ROWS", 256)
+    monkeypatch.setattr(compiled, "RBF_COLUMN_CHUNK", 1024)
+    rng = np.random.default_rng(6)
+    X = (500 + rng.random((600, 24))).astype(np.float32)
+    Y = (500 + rng.random((1100, 24))).astype(np.float32)
+    planted = [(255, 1023), (256, 1024), (511, 0), (599, 1099), (0, 700)]
+    for i, j in planted:
+        Y[j] = X[i]
+    K = fastnn.gram(X, Y, gamma=1.0, backend=backend)
+    for i, j in planted:
+        assert K[i, j] == 1.0
+    sample = rng.choice(600, 40, replace=False)
+    np.testing.assert_allclose(K[sample], exact_rbf(X[sample], Y, 1.0), rtol=0, atol=1e-6)
+    K_sym = fastnn.gram(X, gamma=1.0, backend=backend)
+    np.testing.assert_array_equal(K_sym, K_sym.T)
+    np.testing.assert_array_equal(np.diag(K_sym), 1)
+    np.testing.assert_allclose(K_sym[sample], exact_rbf(X[sample], X, 1.0), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("kernel", sorted(KERNEL_PARAMS))
+def test_values_whose_products_overflow_are_refused(kernel, backend, dtype):
+    big = np.sqrt(np.finfo(dtype).max)  # x.x overflows
+    X = np.ones((3, 4), dtype=dtype)
+    X[1, 2] = big
+    with pytest.raises(ValueError, match="X has values up to .* could overflow"):
+        fastnn.gram(X, kernel=kernel, backend=backend)
+    with pytest.raises(ValueError, match="Y has values up to"):
+        fastnn.gram(np.ones((2, 4), dtype=dtype), X, kernel=kernel, backend=backend)
+
+
+def test_poly_degree_zero_is_one_and_overflow_is_infinite_on_every_backend(backend, dtype):
+    X = np.array([[1e3, 2e3], [-3e3, 1.0], [0.5, 0.25]], dtype=dtype)
+    np.testing.assert_array_equal(fastnn.gram(X, kernel="poly", degree=0, gamma=1e30, backend=backend), 1)
+    K = fastnn.gram(X, kernel="poly", degree=61, gamma=1.0, coef0=0.0, backend=backend)
+    expected = fastnn.gram(X, kernel="poly", degree=61, gamma=1.0, coef0=0.0, backend="numpy")
+    assert np.isinf(expected).any() and np.isfinite(expected).any()
+    np.testing.assert_allclose(K, expected, rtol=1e-4)  # the same infinities, finite values to rounding

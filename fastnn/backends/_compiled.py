@@ -12,6 +12,8 @@ import threading
 
 import numpy as np
 
+from .rbf_numerics import RBF_TOLERANCE, centered_float64, expansion_error_per_norm
+
 # Largest batch the small-matrix kernels take: measured crossover with BLAS at 784 -> 128 (N=6 to 7).
 SMALL_BATCH = 6
 
@@ -56,7 +58,7 @@ def make_linear_kernels(small_forward, small_backward, relu_grad_and_bias, colum
 
 
 # Gram matrices ------------------------------------------------------------------------------------
-KERNEL_CODES = {"linear": 0, "poly": 1, "rbf": 2}
+KERNEL_CODES = {"linear": 0, "poly": 1}
 # Rows per band of a symmetric K (a multiple of the epilogues' 64-row tiles): large enough that the
 # band's GEMM runs at full speed, small enough that the band is still in cache for its epilogue.
 SYMMETRIC_BAND_ROWS = 512
@@ -94,35 +96,74 @@ def _split_rows(start, stop, parts, multiple):
     return [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
 
 
-def make_gram_kernel(epilogue, symmetric_epilogue):
+# RBF tiles: a band of rows times a chunk of columns of float64 inner products (16 MiB). Each tile
+# alternates a BLAS call with threaded epilogues, and that switch costs (OpenBLAS workers spin after
+# a call): 256 x 1024 tiles measured ~2x slower at 5000 x 784 than these.
+RBF_BAND_ROWS = 512
+RBF_COLUMN_CHUNK = 4096
+
+def rbf_tiles(X, Y, gamma, K, tile_epilogue):
+    """Fill K with exp(-gamma ||x - y||^2), accurate to RBF_TOLERANCE plus K's own rounding.
+
+    Whatever K's dtype, the squared distances come from float64 inner products of centered rows
+    (scikit-learn also upcasts float32 here), one (band x chunk) tile at a time into a reused
+    buffer; tile_epilogue(G, K, row0, col0, row_start, row_stop, x_sq, y_sq, X, Y, gamma,
+    error_per_norm, tolerance, symmetric) writes the tile's kernel values, recomputing as
+    sum((x - y)^2) of the original rows (whose differences are exact when the rows are close) the
+    pairs whose expansion may have cancelled (near-duplicates far from the origin). With Y None only tiles on or above the diagonal are computed, then mirrored.
+    Memory beyond K: the float64 copies of X and Y and one 16 MiB tile.
+    """
+    symmetric = Y is None
+    Xc, Yc = centered_float64(X, Y)
+    x_sq = np.einsum("ij,ij->i", Xc, Xc)
+    if symmetric:
+        Y, Yc, y_sq = X, Xc, x_sq
+    else:
+        y_sq = np.einsum("ij,ij->i", Yc, Yc)
+    n_x, n_y = K.shape
+    constants = (gamma, expansion_error_per_norm(X.shape[1]), RBF_TOLERANCE, symmetric)
+    buffer = np.empty(RBF_BAND_ROWS * RBF_COLUMN_CHUNK)
+    workers = os.cpu_count() or 1
+    for row0 in range(0, n_x, RBF_BAND_ROWS):
+        rows = min(n_x, row0 + RBF_BAND_ROWS) - row0
+        for col0 in range(row0 if symmetric else 0, n_y, RBF_COLUMN_CHUNK):
+            cols = min(n_y, col0 + RBF_COLUMN_CHUNK) - col0
+            G = buffer[:rows * cols].reshape(rows, cols)
+            np.matmul(Xc[row0:row0 + rows], Yc[col0:col0 + cols].T, out=G)
+            ranges = _split_rows(0, rows, workers, EPILOGUE_TILE)
+            run_on_threads(tile_epilogue, [(G, K, row0, col0, a, b, x_sq, y_sq, X, Y, *constants)
+                                           for a, b in ranges])
+
+
+def make_gram_kernel(epilogue, symmetric_epilogue, rbf_tile_epilogue):
     """Build a backend's gram(X, Y, kernel, gamma, degree, coef0, K) from its compiled epilogues.
 
-    With Y given, one BLAS call fills K with X @ Y.T and epilogue(K, x_sq, y_sq, code, gamma, degree,
-    coef0) turns it into kernel values in place. With Y None, K is filled in bands of rows: one GEMM
-    computes a band's upper part only (each pair once, like syrk; measured faster than NumPy's syrk
-    path, which also copies the triangle), then symmetric_epilogue(K, sq, row_start, row_stop, code,
-    gamma, degree, coef0) transforms the band and mirrors it while it is in cache, so K is exactly
-    symmetric. code comes from KERNEL_CODES, x_sq/y_sq/sq are squared row norms (read for 'rbf'
-    only), the scalars are in K's dtype. No memory beyond K and the norms.
+    RBF: rbf_tiles, around rbf_tile_epilogue. Linear and polynomial: with Y given, one BLAS call
+    fills K with X @ Y.T and epilogue(K, code, gamma, degree, coef0) turns it into kernel values
+    in place. With Y None, K is filled in bands of rows: one GEMM computes a band's
+    upper part only (each pair once, like syrk; measured faster than NumPy's syrk path, which also
+    copies the triangle), then symmetric_epilogue(K, row_start, row_stop, code, gamma, degree, coef0)
+    transforms the band and mirrors it while it is in cache, so K is exactly symmetric. code comes
+    from KERNEL_CODES and the scalars are in K's dtype. No memory beyond K.
     """
 
     def gram(X, Y, kernel, gamma, degree, coef0, K):
+        if kernel == "rbf":
+            rbf_tiles(X, Y, gamma, K, rbf_tile_epilogue)
+            return
         code = KERNEL_CODES[kernel]
         scalars = (code, K.dtype.type(gamma), degree, K.dtype.type(coef0))
         if Y is None:
             n = X.shape[0]
-            sq = np.einsum("ij,ij->i", X, X) if kernel == "rbf" else np.zeros(1, dtype=K.dtype)
             workers = os.cpu_count() or 1
             for start in range(0, n, SYMMETRIC_BAND_ROWS):
                 stop = min(n, start + SYMMETRIC_BAND_ROWS)
                 np.matmul(X[start:stop], X[start:].T, out=K[start:stop, start:])
                 ranges = _split_rows(start, stop, workers, EPILOGUE_TILE)
-                run_on_threads(symmetric_epilogue, [(K, sq, a, b, *scalars) for a, b in ranges])
+                run_on_threads(symmetric_epilogue, [(K, a, b, *scalars) for a, b in ranges])
         else:
             np.matmul(X, Y.T, out=K)
             if code:
-                x_sq = np.einsum("ij,ij->i", X, X)
-                y_sq = np.einsum("ij,ij->i", Y, Y)
-                epilogue(K, x_sq, y_sq, *scalars)
+                epilogue(K, *scalars)
 
     return gram

@@ -285,8 +285,9 @@ def logistic_loss(scores, y, dscores):
 
 # ---------------------------------------------------------------------------- Gram matrices
 @njit(cache=True, nogil=True, inline="always")
-def _int_power(base, degree):
-    result = base - base + 1  # 1 in base's type
+def _int_power(base, degree, one):
+    """base ** degree by repeated squaring; one is 1 in base's type (base - base + 1 is NaN at inf)."""
+    result = one
     while degree > 0:
         if degree & 1:
             result *= base
@@ -296,30 +297,24 @@ def _int_power(base, degree):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _transform_row(K, i, row_sq, col_sq, start, stop, code, gamma, degree, coef0):
-    """K[i, start:stop] = kernel(inner product) in place; scalars are in K's dtype."""
-    zero = gamma - gamma
+def _transform_row(K, i, start, stop, code, gamma, degree, coef0, one):
+    """K[i, start:stop] = kernel(inner product) in place, for the linear (nothing to do) and poly kernels."""
     if code == 1:
         for j in range(start, stop):
-            K[i, j] = _int_power(gamma * K[i, j] + coef0, degree)
-    elif code == 2:
-        for j in range(start, stop):
-            d = row_sq + col_sq[j] - K[i, j] - K[i, j]
-            K[i, j] = np.exp(-gamma * max(d, zero))  # rounding can make d slightly negative
+            K[i, j] = _int_power(gamma * K[i, j] + coef0, degree, one)
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _gram_epilogue(K, x_sq, y_sq, code, gamma, degree, coef0):
+def _gram_epilogue_kernel(K, code, gamma, degree, coef0, one):
     for i in prange(K.shape[0]):
-        _transform_row(K, i, x_sq[i] if code == 2 else gamma - gamma, y_sq, 0, K.shape[1], code, gamma, degree,
-                       coef0)
+        _transform_row(K, i, 0, K.shape[1], code, gamma, degree, coef0, one)
 
 
 MIRROR_TILE = 64
 
 
 @njit(cache=True, nogil=True)
-def _gram_epilogue_symmetric(K, sq, row_start, row_stop, code, gamma, degree, coef0):
+def _gram_epilogue_symmetric_kernel(K, row_start, row_stop, code, gamma, degree, coef0, one):
     """Rows [row_start, row_stop) (row_start a multiple of MIRROR_TILE): transform each upper tile and
     copy it to its mirror tile while in cache; serial, the caller threads it (see _gram.pyx)."""
     n = K.shape[0]
@@ -332,13 +327,71 @@ def _gram_epilogue_symmetric(K, sq, row_start, row_stop, code, gamma, degree, co
             j_start = u * MIRROR_TILE
             j_stop = min(n, j_start + MIRROR_TILE)
             for i in range(i_start, i_stop):
-                _transform_row(K, i, sq[i] if code == 2 else gamma - gamma, sq, max(i, j_start), j_stop, code,
-                               gamma, degree, coef0)
-                if code == 2 and u == t:
-                    K[i, i] = 1.0  # ||x - x|| is exactly 0, whatever the rounding of the norms
-            for j in range(j_start, j_stop):
-                for i in range(i_start, min(i_stop, j)):
-                    K[j, i] = K[i, j]
+                _transform_row(K, i, max(i, j_start), j_stop, code, gamma, degree, coef0, one)
+            _mirror_tile(K, i_start, i_stop, j_start, j_stop)
 
 
-gram = make_gram_kernel(_gram_epilogue, _gram_epilogue_symmetric)
+@njit(cache=True, nogil=True, inline="always")
+def _mirror_tile(K, i_start, i_stop, j_start, j_stop):
+    """K[j, i] = K[i, j] for i in [i_start, i_stop), j in [j_start, j_stop), i < j."""
+    for j in range(j_start, j_stop):
+        for i in range(i_start, min(i_stop, j)):
+            K[j, i] = K[i, j]
+
+
+def _gram_epilogue(K, code, gamma, degree, coef0):
+    _gram_epilogue_kernel(K, code, gamma, degree, coef0, K.dtype.type(1))
+
+
+def _gram_epilogue_symmetric(K, row_start, row_stop, code, gamma, degree, coef0):
+    _gram_epilogue_symmetric_kernel(K, row_start, row_stop, code, gamma, degree, coef0, K.dtype.type(1))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _squared_distance(X, i, Y, j):
+    """sum((X[i] - Y[j])^2) in float64 (differences of close values are exact)."""
+    total = 0.0
+    for k in range(X.shape[1]):
+        diff = np.float64(X[i, k]) - np.float64(Y[j, k])
+        total += diff * diff
+    return total
+
+
+@njit(cache=True, nogil=True)
+def _rbf_tile_epilogue(G, K, row0, col0, row_start, row_stop, x_sq, y_sq, X, Y, gamma, error_per_norm,
+                       tolerance, symmetric):
+    """The RBF values of one tile of K from float64 inner products of centered rows, recomputing from the
+    original rows X, Y the pairs whose expansion may have cancelled; serial (see rbf_tile_epilogue in _gram.pyx for the contract)."""
+    n_cols = G.shape[1]
+    if n_cols == 0:
+        return
+    y_sq_max = y_sq[col0:col0 + n_cols].max()
+    for t in range(row_start, row_stop, MIRROR_TILE):
+        i_stop = min(row_stop, t + MIRROR_TILE)
+        for u in range(0, n_cols, MIRROR_TILE):
+            j_stop = min(n_cols, u + MIRROR_TILE)
+            if symmetric and col0 + j_stop <= row0 + t:
+                continue  # below the diagonal: written by the mirror of an earlier tile
+            for i in range(t, i_stop):
+                gi = row0 + i
+                first = min(max(u, gi - col0 + 1), j_stop) if symmetric else u
+                x_row_sq = x_sq[gi]
+                for j in range(first, j_stop):
+                    d = max(x_row_sq + y_sq[col0 + j] - 2 * G[i, j], 0.0)
+                    K[gi, col0 + j] = np.exp(-gamma * d)
+                if gamma * error_per_norm * (x_row_sq + y_sq_max) > tolerance:
+                    for j in range(first, j_stop):
+                        bound = error_per_norm * (x_row_sq + y_sq[col0 + j])
+                        if gamma * bound <= tolerance:
+                            continue
+                        d = x_row_sq + y_sq[col0 + j] - 2 * G[i, j] - bound
+                        if gamma * d >= np.log(gamma * bound / tolerance):
+                            continue
+                        K[gi, col0 + j] = np.exp(-gamma * _squared_distance(X, gi, Y, col0 + j))
+                if symmetric and u <= gi - col0 < j_stop:
+                    K[gi, gi] = 1.0  # ||x - x|| is exactly 0
+            if symmetric:
+                _mirror_tile(K, row0 + t, row0 + i_stop, col0 + u, col0 + j_stop)
+
+
+gram = make_gram_kernel(_gram_epilogue, _gram_epilogue_symmetric, _rbf_tile_epilogue)

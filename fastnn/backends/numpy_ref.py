@@ -5,6 +5,8 @@ fastnn.backends) and fills the outputs in place.
 """
 import numpy as np
 
+from .rbf_numerics import centered_float64, expansion_error_per_norm, needs_direct_distance
+
 from .perceptron_ref import kernel_perceptron_epoch, perceptron_epoch  # noqa: F401  (Algorithms 1 and 2)
 from .training_ref import mlp_train_epoch  # noqa: F401  (a dense network's training epoch)
 from .conv_ref import conv1d_backward, conv1d_forward, maxpool1d_backward, maxpool1d_forward  # noqa: F401
@@ -77,16 +79,33 @@ def logistic_loss(scores, y, dscores):
 
 def gram(X, Y, kernel, gamma, degree, coef0, K):
     symmetric = Y is None
+    if kernel == "rbf":
+        K[...] = _rbf(X, Y, gamma)
+        return
     Y = X if symmetric else Y
     np.matmul(X, Y.T, out=K)
     if kernel == "poly":
-        K[...] = (gamma * K + coef0) ** degree
-    elif kernel == "rbf":
-        squared_distances = np.einsum("ij,ij->i", X, X)[:, None] + np.einsum("ij,ij->i", Y, Y)[None, :] - 2 * K
-        np.maximum(squared_distances, 0, out=squared_distances)  # rounding can make them slightly negative
-        if symmetric:
-            np.fill_diagonal(squared_distances, 0)
-        K[...] = np.exp(-gamma * squared_distances)
+        with np.errstate(over="ignore"):  # an infinite value is the defined result of an overflowing power
+            K[...] = (gamma * K + coef0) ** degree
     if symmetric:
         lower = np.tril_indices(K.shape[0], -1)
         K[lower] = K.T[lower]  # exactly symmetric, whatever the BLAS did
+
+
+def _rbf(X, Y, gamma):
+    """exp(-gamma ||x - y||^2) from float64 distances of centered rows; pairs that may have cancelled are
+    recomputed from the original rows, whose differences are exact when close (see rbf_numerics)."""
+    symmetric = Y is None
+    Xc, Yc = centered_float64(X, Y)
+    Y, Yc = (X, Xc) if symmetric else (Y, Yc)
+    x_sq = np.einsum("ij,ij->i", Xc, Xc)
+    y_sq = np.einsum("ij,ij->i", Yc, Yc)
+    d = np.maximum(x_sq[:, None] + y_sq[None, :] - 2 * (Xc @ Yc.T), 0)
+    rows, cols = np.nonzero(needs_direct_distance(d, x_sq, y_sq, gamma, expansion_error_per_norm(X.shape[1])))
+    for start in range(0, rows.size, 4096):  # bounded memory for the (pairs, n_features) differences
+        i, j = rows[start:start + 4096], cols[start:start + 4096]
+        d[i, j] = np.square(X[i].astype(np.float64) - Y[j]).sum(axis=1)
+    if symmetric:
+        np.fill_diagonal(d, 0)
+        d = np.triu(d) + np.triu(d, 1).T  # exactly symmetric
+    return np.exp(-gamma * d)
