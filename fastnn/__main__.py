@@ -221,11 +221,15 @@ def cmd_train_mlp(args):
         if args.check_gradient:
             check = nn.check_gradients(model, data.X_train[:10], data.y_train[:10], weight_decay=settings.weight_decay,
                                        max_entries=args.check_entries)
-            for entry in check:
-                if not any(entry.index):  # entry (0, 0) of every parameter, as the seed printed
+            printed = set()
+            for entry in check:  # the seed's line for each parameter's entry with the largest gradient
+                if (entry.layer, entry.name) not in printed:
+                    printed.add((entry.layer, entry.name))
                     print(entry)
-            print(f"gradient check: {len(check)} entries, {check.n_at_kink} at a ReLU kink (excluded); largest "
-                  f"relative error of the others {check.max_relative_error:.2e}")
+            verdict = "passed" if check.passed() else "FAILED"
+            print(f"gradient check {verdict}: {len(check)} entries, {check.n_at_kink} at a ReLU kink (excluded); "
+                  f"largest relative error of the others {check.max_relative_error:.2e} "
+                  f"(threshold {nn.checks.RELATIVE_ERROR_THRESHOLD:.0e})")
         if args.check_magnitude:
             norms = nn.gradient_magnitudes(model, data.X_train, data.y_train, batch_sizes=(50, 5000))
             for batch, norm in norms.items():

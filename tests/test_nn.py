@@ -291,3 +291,33 @@ def test_gradient_magnitudes_do_not_grow_with_the_batch():
     norms = nn.gradient_magnitudes(model, X, y, batch_sizes=(50, 5000))
     assert set(norms) == {50, 5000}
     assert 0.2 < norms[50] / norms[5000] < 5  # a summed (not averaged) loss would give 1/100
+
+
+def test_gradient_checker_samples_entries_whose_gradient_is_not_zero():
+    """A border pixel (always 0) has an exactly zero weight gradient: checking it says nothing."""
+    rng = np.random.default_rng(3)
+    X, y = _data(rng, n=20, d=9)
+    X[:, 0] = 0  # W1[0, :] gets no gradient
+    model = nn.mlp([9, 6, 4], random_state=0)
+    check = nn.check_gradients(model, X, y, max_entries=6)
+    first_layer_w = [entry for entry in check if (entry.layer, entry.name) == (0, "W")]
+    assert len(first_layer_w) == 6
+    assert all(entry.backprop != 0 for entry in first_layer_w)
+    assert all(entry.index[0] != 0 for entry in first_layer_w)
+    magnitudes = [abs(entry.backprop) for entry in first_layer_w]
+    assert magnitudes[0] == max(magnitudes)  # the largest gradient comes first (the line the CLI prints)
+    assert check.passed()
+
+
+def test_gradient_check_fails_a_wrong_backward():
+    class DoubledBiasLinear(nn.Linear):
+        def backward(self, dY, kernels, mask=None):
+            dX = super().backward(dY, kernels, mask)
+            self.grads["b"] *= 2
+            return dX
+
+    rng = np.random.default_rng(4)
+    X, y = _data(rng, n=8, d=5)
+    model = nn.Sequential([nn.Linear(5, 4), nn.ReLU(), DoubledBiasLinear(4, 3)], random_state=0)
+    check = nn.check_gradients(model, X, y, max_entries=4)
+    assert not check.passed()
