@@ -14,6 +14,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from ._config import available_backends, get_backend, set_backend, unavailable_backends, use_backend
+from ._config import warn_if_source_tree_without_extensions as _warn_if_source_tree_without_extensions
 from .gram import gram
 from .perceptron import kernel_perceptron_epoch, perceptron_epoch
 from .activations import relu_backward, relu_forward, sigmoid_backward, sigmoid_forward
@@ -24,6 +25,8 @@ from .conv import conv1d_backward, conv1d_forward, maxpool1d_backward, maxpool1d
 from .cnn_training import cnn1d_train_epoch
 
 __version__ = "0.1.0"
+
+_warn_if_source_tree_without_extensions()
 
 __all__ = [
     "available_backends", "unavailable_backends", "get_backend", "set_backend", "use_backend",

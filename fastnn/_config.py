@@ -7,8 +7,10 @@ cannot be imported is left out of `available_backends()` and the reason is kept 
 """
 import contextlib
 import contextvars
+import importlib.util
 import os
 import warnings
+from pathlib import Path
 
 from .backends import BACKEND_MODULES, PREFERENCE, import_backend
 
@@ -16,6 +18,32 @@ _loaded = {}  # name -> backend module
 _failed = {}  # name -> human-readable reason
 _default = None  # name chosen by set_backend / FASTNN_BACKEND / preference
 _override = contextvars.ContextVar("fastnn_backend", default=None)  # set by use_backend
+
+
+SOURCE_TREE_ADVICE = (
+    "fastnn is being imported from its source tree ({root}), which has no compiled modules, not from the "
+    "installed package: the Cython backend is unavailable and Numba compiles on first use. Run Python "
+    "from another directory (the installed fastnn is then used), or build the extensions in place with "
+    "`pip install -e .` (or `python setup.py build_ext --inplace`).")
+
+
+def source_tree_without_extensions():
+    """The checkout's root when fastnn is imported from a source tree whose extensions were never built
+    (the usual cause: running Python in the clone after `pip install .`), else None."""
+    root = Path(__file__).resolve().parent.parent
+    if not ((root / "setup.py").is_file() and (root / "src_ext").is_dir()):
+        return None
+    try:
+        built = importlib.util.find_spec("fastnn._ext._cpu") is not None
+    except (ImportError, ValueError):
+        built = False
+    return None if built else root
+
+
+def warn_if_source_tree_without_extensions():
+    root = source_tree_without_extensions()
+    if root is not None:
+        warnings.warn(SOURCE_TREE_ADVICE.format(root=root), RuntimeWarning, stacklevel=3)
 
 
 def _try_load(name):
@@ -26,7 +54,9 @@ def _try_load(name):
     try:
         _loaded[name] = import_backend(name)
     except Exception as exc:  # ImportError, or a broken install raising something else
-        _failed[name] = f"{type(exc).__name__}: {exc}"
+        reason = f"{type(exc).__name__}: {exc}"
+        root = source_tree_without_extensions() if name == "cython" else None
+        _failed[name] = reason if root is None else f"{reason}. {SOURCE_TREE_ADVICE.format(root=root)}"
         return False
     return True
 
