@@ -24,6 +24,24 @@ def _finite(name, array):
         raise ValueError(f"{name} contains NaN or infinity")
 
 
+def _check_scores_cannot_overflow(X, W, n_updates):
+    """ValueError when a score W[c] . X[i] of this epoch could overflow X's dtype.
+
+    After u updates every weight is within max|W| + u max|X| of zero, so a score is at most
+    D (max|W| + u max|X|) max|X| in magnitude. Overflowing scores made the backends disagree
+    (infinite weights on one, unchanged ones on another); a clear error is the defined result.
+    """
+    if X.size == 0:
+        return
+    x_max = float(np.abs(X).max())
+    w_max = float(np.abs(W).max()) if W.size else 0.0
+    bound = X.shape[1] * (w_max + n_updates * x_max) * x_max  # inf when it overflows float64 itself
+    limit = float(np.finfo(X.dtype).max) / 4
+    if bound > limit:
+        raise ValueError(f"X has values up to {x_max:.3g} (W up to {w_max:.3g}): the scores W . x of an epoch "
+                         f"of {n_updates} steps could overflow {X.dtype} (bound {bound:.3g}); scale the data")
+
+
 def _labels(y, n, n_classes, what):
     labels = np.asarray(y)
     if labels.ndim != 1 or labels.shape[0] != n:
@@ -39,7 +57,8 @@ def perceptron_epoch(X, y, order, W, *, backend=None):
 
     Parameters
     ----------
-    X : (N, D) float32 or float64, finite
+    X : (N, D) float32 or float64, finite, small enough that no score of the epoch can overflow
+        (D (max|W| + M max|X|) max|X| below a quarter of the dtype's largest value)
     y : (N,) integer labels in [0, C)
     order : (M,) integer indices in [0, N), the examples in the order they are visited (repeats allowed)
     W : (C, D), dtype of X: the weights before the epoch (not modified)
@@ -58,6 +77,7 @@ def perceptron_epoch(X, y, order, W, *, backend=None):
     order = v.indices("order", order, n, "training examples")
     _finite("X", X)
     _finite("W", W)
+    _check_scores_cannot_overflow(X, W, order.shape[0])
     W_new = np.array(W, order="C", copy=True)
     mistakes = _epoch_kernel(backend, "perceptron_epoch")(X, y, order, W_new)
     return W_new, int(mistakes)

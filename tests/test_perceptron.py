@@ -400,3 +400,13 @@ def test_cli_train_kernel_perceptron(capsys):
 def test_cli_train_reports_bad_parameters(capsys):
     assert main(["train", "kernel-perceptron", "--kernel", "poly", "--degree", "-1", "--epochs", "1"]) == 2
     assert "degree" in capsys.readouterr().err
+
+
+def test_perceptron_epoch_refuses_data_whose_scores_could_overflow(backend, dtype):
+    """Rows of magnitude 1e308 used to give infinite weights on numpy and unchanged ones on the others."""
+    X = np.array([[1.0, -2.0], [3.0, 0.5]], dtype=dtype) * (np.finfo(dtype).max / 8)
+    with pytest.raises(ValueError, match="could overflow"):
+        perceptron_epoch(X, [0, 1], [0, 1], np.zeros((2, 2), dtype=dtype), backend=backend)
+    small = np.array([[1.0, -2.0], [3.0, 0.5]], dtype=dtype)
+    W, mistakes = perceptron_epoch(small, [0, 1], [0, 1, 0, 1], np.zeros((2, 2), dtype=dtype), backend=backend)
+    assert np.isfinite(W).all() and mistakes >= 1
