@@ -13,6 +13,7 @@ import os
 # Set before any OpenMP runtime loads; a value the user set is kept.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from ._threads import get_num_threads, set_num_threads
 from ._config import available_backends, get_backend, set_backend, unavailable_backends, use_backend
 from ._config import warn_if_source_tree_without_extensions as _warn_if_source_tree_without_extensions
 from .gram import gram
@@ -30,6 +31,7 @@ _warn_if_source_tree_without_extensions()
 
 __all__ = [
     "available_backends", "unavailable_backends", "get_backend", "set_backend", "use_backend",
+    "get_num_threads", "set_num_threads",
     "linear_forward", "linear_backward",
     "relu_forward", "relu_backward", "sigmoid_forward", "sigmoid_backward",
     "softmax_cross_entropy", "logistic_loss",

@@ -11,6 +11,7 @@ import numpy as np
 from . import _validation as v
 from ._config import resolve
 from .backends import cnn_training_ref as ref
+from .backends.conv_ref import output_length
 from .conv import conv_geometry
 from .training import FusedEpochs, _positive_int, run_epoch_once
 
@@ -44,6 +45,16 @@ def conv_stack_geometry(input_shape, channels, kernel_sizes, strides, paddings):
         rows.append((c_in, length, c_out, k, stride, padding))
         c_in, length = c_out, l_out
     return np.array(rows, dtype=np.int64)
+
+
+def _macs_per_example(conv, n_classes):
+    """Multiply-adds of one example's forward pass through the conv stack `conv` and its head."""
+    macs, features = 0, 0
+    for c_in, length, c_out, k, stride, padding in conv.tolist():
+        l_out = output_length(length, k, stride, padding)
+        macs += c_out * c_in * k * l_out
+        features = c_out * l_out
+    return macs + features * n_classes
 
 
 def n_parameters(conv, n_classes):
@@ -97,6 +108,7 @@ class ConvEpochs(FusedEpochs):
                     dict(learning_rate=learning_rate, momentum=momentum, betas=betas, epsilon=epsilon,
                          weight_decay=weight_decay))
         self.kernel = resolve(backend).cnn1d_train_epoch
+        self._set_chunks(backend, 3 * _macs_per_example(self.conv, self.n_classes))
 
     def _kernel(self, order, params, state, step):
         return self.kernel(self.X, self.y, order, self.conv, self.n_classes, self.batch_size, params,

@@ -11,7 +11,8 @@ import math
 import numpy as np
 
 from . import _validation as v
-from ._config import resolve
+from ._config import get_backend, resolve
+from ._interrupt import BATCH_OVERHEAD_MACS, chunk_items, deferred_interrupt
 from .backends import training_ref as ref
 
 ACTIVATIONS = {"relu": ref.RELU, "sigmoid": ref.SIGMOID}
@@ -122,11 +123,21 @@ class FusedEpochs:
     def check_order(self, order):
         return v.indices("order", order, self.X.shape[0], "training examples")
 
-    def run(self, order, params, state, step):
+    def _set_chunks(self, backend, macs_per_example):
+        """Batches per kernel call: about CHUNK_SECONDS of work (fastnn._interrupt), so Ctrl-C is seen."""
+        name = get_backend() if backend is None else backend
+        self.chunk_batches = chunk_items(name, macs_per_example * self.batch_size, BATCH_OVERHEAD_MACS.get(name, 0))
+
+    def run(self, order, params, state, step, progress=None):
         """Train on X[order] batch by batch, updating params (P,) and state (2, P) in place.
 
         order: int64 indices from check_order; params, state: C-contiguous, writeable, dtype of X;
         step: Adam updates made so far. Returns (loss_sum, n_correct, n_updates) as in the backend.
+
+        The batches run in kernel calls of chunk_batches whole batches each, carrying the optimizer
+        state and step, which gives the parameters and state of one call bit for bit (loss_sum only
+        sums the calls' sums). After each call, progress(n_updates) is called if given, then a Ctrl-C
+        raises KeyboardInterrupt: params and state then hold the batches reported to progress.
         """
         for name, array, shape in (("params", params, (self.n_params,)), ("state", state, (2, self.n_params))):
             if (not isinstance(array, np.ndarray) or array.dtype != self.X.dtype or array.shape != shape
@@ -134,8 +145,21 @@ class FusedEpochs:
                 raise ValueError(f"{name} must be a writeable C-contiguous {self.X.dtype} array of shape {shape}")
         if np.shares_memory(params, state):
             raise ValueError("params and state must not overlap")
-        loss_sum, n_correct, n_updates = self._kernel(order, params, state, step)
-        return float(loss_sum), int(n_correct), int(n_updates)
+        loss_sum, n_correct, n_updates = 0.0, 0, 0
+        span = self.chunk_batches * self.batch_size
+        with deferred_interrupt() as check:
+            for start in range(0, len(order), span):
+                part = order[start:start + span]
+                part_loss, part_correct, part_updates = self._kernel(part, params, state, step + n_updates)
+                loss_sum += float(part_loss)
+                n_correct += int(part_correct)
+                n_updates += int(part_updates)
+                if progress is not None:
+                    progress(int(part_updates))
+                check()
+                if part_updates < -(-len(part) // self.batch_size):  # diverged: the kernel stopped there
+                    break
+        return loss_sum, n_correct, n_updates
 
     def _kernel(self, order, params, state, step):
         raise NotImplementedError
@@ -177,6 +201,8 @@ class DenseEpochs(FusedEpochs):
                     dict(learning_rate=learning_rate, momentum=momentum, betas=betas, epsilon=epsilon,
                          weight_decay=weight_decay))
         self.kernel = resolve(backend).mlp_train_epoch
+        # multiply-adds per example: the forward product and two backward ones per layer
+        self._set_chunks(backend, 3 * int(np.sum(self.sizes[:-1] * self.sizes[1:])))
 
     def _kernel(self, order, params, state, step):
         return self.kernel(self.X, self.y, order, self.sizes, self.activation, self.batch_size, params,

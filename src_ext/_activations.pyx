@@ -10,11 +10,17 @@ from libc.math cimport fabs, fabsf
 from libc.stdint cimport uint8_t
 
 from _relu_bits cimport keep_or_zero, mask_row
+from _threads cimport fastnn_set_max_threads, fastnn_threads
 from _vector_exp cimport vector_exp
 
 # A parallel region costs microseconds; below this many elements one thread is faster.
 cdef Py_ssize_t PARALLEL_MIN_ELEMENTS = 1 << 17
 cdef Py_ssize_t BYTES_PER_TASK = 4096
+
+
+def set_max_threads(int n):
+    """The most threads this module's parallel loops use (0: OpenMP's default); see fastnn._threads."""
+    fastnn_set_max_threads(n)
 
 
 cdef inline void cpu_relu_forward_row(const floating* x, floating* y, uint8_t* mask,
@@ -45,16 +51,17 @@ cdef inline void cpu_relu_forward_row(const floating* x, floating* y, uint8_t* m
 def relu_forward(const floating[:, ::1] X, floating[:, ::1] Y, uint8_t[:, ::1] mask):
     cdef Py_ssize_t n_rows = X.shape[0], d = X.shape[1], n_bytes = mask.shape[1]
     cdef Py_ssize_t row, task, n_tasks = (n_bytes + BYTES_PER_TASK - 1) // BYTES_PER_TASK
+    cdef int threads = fastnn_threads()
     with nogil:
-        if n_rows * d < PARALLEL_MIN_ELEMENTS:
+        if threads == 1 or n_rows * d < PARALLEL_MIN_ELEMENTS:
             for row in range(n_rows):
                 cpu_relu_forward_row(&X[row, 0], &Y[row, 0], &mask[row, 0], 0, n_bytes, d)
         elif n_rows >= 4:
-            for row in prange(n_rows, schedule="static"):
+            for row in prange(n_rows, schedule="static", num_threads=threads):
                 cpu_relu_forward_row(&X[row, 0], &Y[row, 0], &mask[row, 0], 0, n_bytes, d)
         else:
             for row in range(n_rows):
-                for task in prange(n_tasks, schedule="static"):
+                for task in prange(n_tasks, schedule="static", num_threads=threads):
                     cpu_relu_forward_row(&X[row, 0], &Y[row, 0], &mask[row, 0], task * BYTES_PER_TASK,
                                          min(n_bytes, (task + 1) * BYTES_PER_TASK), d)
 
@@ -62,16 +69,17 @@ def relu_forward(const floating[:, ::1] X, floating[:, ::1] Y, uint8_t[:, ::1] m
 def relu_backward(const floating[:, ::1] dY, const uint8_t[:, ::1] mask, floating[:, ::1] dX):
     cdef Py_ssize_t n_rows = dY.shape[0], d = dY.shape[1], n_bytes = mask.shape[1]
     cdef Py_ssize_t row, task, n_tasks = (n_bytes + BYTES_PER_TASK - 1) // BYTES_PER_TASK
+    cdef int threads = fastnn_threads()
     with nogil:
-        if n_rows * d < PARALLEL_MIN_ELEMENTS:
+        if threads == 1 or n_rows * d < PARALLEL_MIN_ELEMENTS:
             for row in range(n_rows):
                 mask_row(&dY[row, 0], &mask[row, 0], &dX[row, 0], 0, n_bytes, d)
         elif n_rows >= 4:
-            for row in prange(n_rows, schedule="static"):
+            for row in prange(n_rows, schedule="static", num_threads=threads):
                 mask_row(&dY[row, 0], &mask[row, 0], &dX[row, 0], 0, n_bytes, d)
         else:
             for row in range(n_rows):
-                for task in prange(n_tasks, schedule="static"):
+                for task in prange(n_tasks, schedule="static", num_threads=threads):
                     mask_row(&dY[row, 0], &mask[row, 0], &dX[row, 0], task * BYTES_PER_TASK,
                                           min(n_bytes, (task + 1) * BYTES_PER_TASK), d)
 
@@ -93,21 +101,23 @@ cdef inline floating cpu_sigmoid(floating x) noexcept nogil:
 
 def sigmoid_forward(const floating[::1] X, floating[::1] Y):
     cdef Py_ssize_t i, n = X.shape[0]
+    cdef int threads = fastnn_threads()
     with nogil:
-        if n < PARALLEL_MIN_ELEMENTS:
+        if threads == 1 or n < PARALLEL_MIN_ELEMENTS:
             for i in range(n):
                 Y[i] = cpu_sigmoid(X[i])
         else:
-            for i in prange(n, schedule="static"):
+            for i in prange(n, schedule="static", num_threads=threads):
                 Y[i] = cpu_sigmoid(X[i])
 
 
 def sigmoid_backward(const floating[::1] dY, const floating[::1] Y, floating[::1] dX):
     cdef Py_ssize_t i, n = dY.shape[0]
+    cdef int threads = fastnn_threads()
     with nogil:
-        if n < PARALLEL_MIN_ELEMENTS:
+        if threads == 1 or n < PARALLEL_MIN_ELEMENTS:
             for i in range(n):
                 dX[i] = dY[i] * Y[i] * (1 - Y[i])
         else:
-            for i in prange(n, schedule="static"):
+            for i in prange(n, schedule="static", num_threads=threads):
                 dX[i] = dY[i] * Y[i] * (1 - Y[i])

@@ -10,6 +10,8 @@ from cython.parallel cimport prange
 from libc.stdint cimport int64_t
 from libc.string cimport memset
 
+from _threads cimport fastnn_set_max_threads, fastnn_threads
+
 cdef extern from "conv1d.h" nogil:
     ctypedef struct fastnn_conv_geometry:
         Py_ssize_t n, c_in, length, c_out, kernel_size, stride, padding, l_out
@@ -28,6 +30,11 @@ cdef extern from "conv1d.h" nogil:
 
 # A parallel region costs microseconds; below this many pooled outputs one thread is faster.
 cdef Py_ssize_t POOL_PARALLEL_MIN = 1 << 16
+
+
+def set_max_threads(int n):
+    """The most threads this module's parallel loops use (0: OpenMP's default); see fastnn._threads."""
+    fastnn_set_max_threads(n)
 
 
 cdef fastnn_conv_geometry _geometry(x_shape, w_shape, Py_ssize_t stride, Py_ssize_t padding, Py_ssize_t l_out):
@@ -90,15 +97,16 @@ def maxpool1d_forward(const floating[:, :, ::1] x, Py_ssize_t kernel_size, Py_ss
                       floating[:, :, ::1] y, int64_t[:, :, ::1] argmax):
     """y (N, C, L_out): max over windows x[..., t stride : t stride + kernel_size]; argmax: its position."""
     cdef Py_ssize_t rows = x.shape[0] * x.shape[1], length = x.shape[2], l_out = y.shape[2], r
+    cdef int threads = fastnn_threads()
     if rows == 0:
         return
     with nogil:
-        if rows * l_out < POOL_PARALLEL_MIN:
+        if threads == 1 or rows * l_out < POOL_PARALLEL_MIN:
             for r in range(rows):
                 _pool_row(&x[0, 0, 0] + r * length, &y[0, 0, 0] + r * l_out, &argmax[0, 0, 0] + r * l_out,
                           kernel_size, stride, l_out)
         else:
-            for r in prange(rows, schedule="static"):
+            for r in prange(rows, schedule="static", num_threads=threads):
                 _pool_row(&x[0, 0, 0] + r * length, &y[0, 0, 0] + r * l_out, &argmax[0, 0, 0] + r * l_out,
                           kernel_size, stride, l_out)
 
@@ -112,14 +120,15 @@ cdef inline void _unpool_row(const floating* dy, const int64_t* argmax, floating
 def maxpool1d_backward(const floating[:, :, ::1] dy, const int64_t[:, :, ::1] argmax, floating[:, :, ::1] dx):
     """dx (N, C, L) = 0, then dy[n, c, t] added at argmax[n, c, t] (overlapping windows accumulate)."""
     cdef Py_ssize_t rows = dx.shape[0] * dx.shape[1], length = dx.shape[2], l_out = dy.shape[2], r
+    cdef int threads = fastnn_threads()
     if rows == 0:
         return
     with nogil:
-        if rows * length < POOL_PARALLEL_MIN:
+        if threads == 1 or rows * length < POOL_PARALLEL_MIN:
             memset(&dx[0, 0, 0], 0, rows * length * sizeof(floating))
             for r in range(rows):
                 _unpool_row(&dy[0, 0, 0] + r * l_out, &argmax[0, 0, 0] + r * l_out, &dx[0, 0, 0] + r * length, l_out)
         else:
-            for r in prange(rows, schedule="static"):  # each thread zeroes and fills its own rows
+            for r in prange(rows, schedule="static", num_threads=threads):  # each thread zeroes and fills its own rows
                 memset(&dx[0, 0, 0] + r * length, 0, length * sizeof(floating))
                 _unpool_row(&dy[0, 0, 0] + r * l_out, &argmax[0, 0, 0] + r * l_out, &dx[0, 0, 0] + r * length, l_out)

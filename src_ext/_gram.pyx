@@ -17,6 +17,8 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport log
 
+from _threads cimport fastnn_set_max_threads, fastnn_threads
+
 cdef extern from "vector_exp.h" nogil:
     float fastnn_expf(float x)
     double fastnn_exp_nonpositive(double x)
@@ -71,9 +73,19 @@ cdef inline void transform_row(floating* row, Py_ssize_t start, Py_ssize_t stop,
 def gram_epilogue(floating[:, ::1] K, int code, floating gamma, long degree, floating coef0):
     """K = kernel(K) in place for K = X @ Y.T; rows in parallel."""
     cdef Py_ssize_t i, n_x = K.shape[0], n_y = K.shape[1]
+    cdef int threads = fastnn_threads()
     with nogil:
-        for i in prange(n_x, schedule="static"):
-            transform_row(&K[i, 0], 0, n_y, code, gamma, degree, coef0)
+        if threads == 1:
+            for i in range(n_x):
+                transform_row(&K[i, 0], 0, n_y, code, gamma, degree, coef0)
+        else:
+            for i in prange(n_x, schedule="static", num_threads=threads):
+                transform_row(&K[i, 0], 0, n_y, code, gamma, degree, coef0)
+
+
+def set_max_threads(int n):
+    """The most threads this module's parallel loops use (0: OpenMP's default); see fastnn._threads."""
+    fastnn_set_max_threads(n)
 
 
 def gram_epilogue_symmetric(floating[:, ::1] K, Py_ssize_t row_start, Py_ssize_t row_stop,

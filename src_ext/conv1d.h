@@ -38,10 +38,7 @@
 #include <string.h>
 
 #include "small_gemm.h"
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include "threads.h"
 
 typedef struct {
     ptrdiff_t n, c_in, length, c_out, kernel_size, stride, padding, l_out;
@@ -68,7 +65,7 @@ static inline int fastnn_conv_threads(const fastnn_conv_geometry *g) {
     int threads = 1;
 #ifdef _OPENMP
     if (g->n * g->c_out * g->l_out * g->c_in * g->kernel_size >= FASTNN_CONV_PARALLEL_MACS)
-        threads = omp_get_max_threads();
+        threads = fastnn_threads();
 #endif
     if (threads > g->n) threads = (int)g->n;
     return threads < 1 ? 1 : threads;

@@ -3,9 +3,11 @@
 Large matrix products go to BLAS through fastnn.backends._compiled; the work around them (ReLU mask,
 bias reduction) is fused into single passes over memory here.
 """
+import numba
 import numpy as np
 from numba import njit, prange
 
+from .. import _threads
 from ._compiled import make_gram_kernel, make_linear_kernels, masked_gradient
 from .perceptron_numba import kernel_perceptron_epoch, perceptron_epoch  # noqa: F401  (Algorithms 1 and 2)
 from .training_numba import mlp_train_epoch  # noqa: F401
@@ -16,6 +18,18 @@ from .cnn_training_numba import cnn1d_train_epoch  # noqa: F401
 PARALLEL_MIN_ELEMENTS = 1 << 17
 # Mask bytes (8 activations each) per parallel task when a single row is split across threads.
 BYTES_PER_TASK = 4096
+
+
+def _pick(parallel, serial, size):
+    """The kernel to run on `size` elements: `serial` when small or when fastnn runs single-threaded
+    (always in a child made by fork: Numba's OpenMP layer kills a child that launches a parallel
+    kernel, whatever its thread count), else `parallel` on at most fastnn's thread limit."""
+    limit = _threads.limit
+    if limit == 1 or size < PARALLEL_MIN_ELEMENTS:
+        return serial
+    # Numba's thread count is per calling thread: set it on every launch (~1 us, against >= 30 us of work).
+    numba.set_num_threads(min(limit, numba.config.NUMBA_NUM_THREADS) if limit else numba.config.NUMBA_NUM_THREADS)
+    return parallel
 
 
 def _keep_words(bits_dtype):
@@ -193,12 +207,12 @@ def _relu_backward_parallel(dY_bits, mask, dX_bits, keep):
 
 
 def relu_forward(X, Y, mask):
-    kernel = _relu_forward_parallel if X.size >= PARALLEL_MIN_ELEMENTS else _relu_forward_serial
+    kernel = _pick(_relu_forward_parallel, _relu_forward_serial, X.size)
     kernel(X, Y, mask)
 
 
 def relu_backward(dY, mask, dX):
-    kernel = _relu_backward_parallel if dY.size >= PARALLEL_MIN_ELEMENTS else _relu_backward_serial
+    kernel = _pick(_relu_backward_parallel, _relu_backward_serial, dY.size)
     bits_dtype, keep = _KEEP_WORDS[dY.itemsize]
     kernel(dY.view(bits_dtype), mask, dX.view(bits_dtype), keep)
 
@@ -235,11 +249,11 @@ def _sigmoid_backward_parallel(dY, Y, dX):
 
 
 def sigmoid_forward(X, Y):
-    (_sigmoid_forward_parallel if X.size >= PARALLEL_MIN_ELEMENTS else _sigmoid_forward_serial)(X, Y)
+    _pick(_sigmoid_forward_parallel, _sigmoid_forward_serial, X.size)(X, Y)
 
 
 def sigmoid_backward(dY, Y, dX):
-    (_sigmoid_backward_parallel if dY.size >= PARALLEL_MIN_ELEMENTS else _sigmoid_backward_serial)(dY, Y, dX)
+    _pick(_sigmoid_backward_parallel, _sigmoid_backward_serial, dY.size)(dY, Y, dX)
 
 
 # ---------------------------------------------------------------------------- losses
@@ -310,6 +324,13 @@ def _gram_epilogue_kernel(K, code, gamma, degree, coef0, one):
         _transform_row(K, i, 0, K.shape[1], code, gamma, degree, coef0, one)
 
 
+# (Not njit of the same Python function twice: Numba's cache would give both the same file.)
+@njit(cache=True, nogil=True)
+def _gram_epilogue_kernel_serial(K, code, gamma, degree, coef0, one):
+    for i in range(K.shape[0]):
+        _transform_row(K, i, 0, K.shape[1], code, gamma, degree, coef0, one)
+
+
 MIRROR_TILE = 64
 
 
@@ -340,7 +361,8 @@ def _mirror_tile(K, i_start, i_stop, j_start, j_stop):
 
 
 def _gram_epilogue(K, code, gamma, degree, coef0):
-    _gram_epilogue_kernel(K, code, gamma, degree, coef0, K.dtype.type(1))
+    kernel = _pick(_gram_epilogue_kernel, _gram_epilogue_kernel_serial, K.size)
+    kernel(K, code, gamma, degree, coef0, K.dtype.type(1))
 
 
 def _gram_epilogue_symmetric(K, row_start, row_stop, code, gamma, degree, coef0):

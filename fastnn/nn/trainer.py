@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .. import _validation as v
+from .._interrupt import deferred_interrupt
 from ..cnn_training import ConvEpochs
 from ..training import DenseEpochs
 from .conv_layers import conv_stack_spec
@@ -27,8 +28,6 @@ from .optim import Optimizer
 
 # Largest batch the fused epochs train; above it, BLAS products called per batch are as fast.
 FUSED_MAX_BATCH = 64
-# Progress-bar updates per epoch when verbose (each one ends a call of the fused epoch kernel).
-PROGRESS_UPDATES = 20
 
 
 class DivergenceError(FloatingPointError):
@@ -212,21 +211,16 @@ class Trainer:
         optimizer = self.optimizer
         epochs = self._fused_epochs(X, y)
         n_batches = -(-X.shape[0] // self.batch_size)
-        chunk = max(1, -(-n_batches // PROGRESS_UPDATES)) * self.batch_size if self.verbose else X.shape[0]
 
         def run(order, epoch):
-            loss_sum, n_visited = 0.0, 0
             with self._progress(epoch, n_batches) as bar:
-                for start in range(0, len(order), chunk):
-                    part = order[start:start + chunk]
-                    part_loss, _, n_updates = epochs.run(part, self.model.params, optimizer.state, optimizer.n_updates)
+                def advance(n_updates):  # after each chunk of whole batches: Ctrl-C leaves params and count in step
                     optimizer.n_updates += n_updates
-                    loss_sum += part_loss
-                    n_visited += min(len(part), (n_updates + 1) * self.batch_size)
                     bar.update(n_updates)
-                    if not math.isfinite(part_loss):
-                        break
-            return loss_sum / n_visited
+
+                loss_sum, _, n_updates = epochs.run(order, self.model.params, optimizer.state, optimizer.n_updates,
+                                                    progress=advance)
+            return loss_sum / min(len(order), (n_updates + 1) * self.batch_size)
 
         return run
 
@@ -239,7 +233,7 @@ class Trainer:
         def run(order, epoch):
             loss_sum = 0.0
             n_batches = -(-len(order) // batch)
-            with self._progress(epoch, n_batches) as bar:
+            with self._progress(epoch, n_batches) as bar, deferred_interrupt() as check:
                 for start in range(0, len(order), batch):
                     rows = order[start:start + batch]
                     logits = model.forward(X[rows], training=True)
@@ -250,6 +244,7 @@ class Trainer:
                     model.backward(dlogits)
                     optimizer.step(model.params, model.grads, weight_slices)
                     bar.update(1)
+                    check()  # Ctrl-C: KeyboardInterrupt between batches, never inside an update
             return loss_sum / len(order)
 
         return run

@@ -1,0 +1,69 @@
+"""How many threads fastnn's own parallel loops use, and why a child made by fork uses one.
+
+fastnn's parallel loops are the Cython kernels' OpenMP regions and the Numba kernels built with
+parallel=True (BLAS has its own threads: use threadpoolctl for those). After fork, a child inherits
+the parent's GNU OpenMP thread pool without its threads: a multi-thread region then hangs (Cython)
+or Numba's OpenMP layer kills the child ("fork() called from a process already using GNU OpenMP").
+A single-thread region starts no pool, so, as PyTorch's data loader does for its workers, an
+os.register_at_fork handler makes the child run every fastnn kernel on one thread: the same results
+(only thread-partial sums, such as conv1d_backward's, may round differently), never a hang.
+"""
+import os
+import warnings
+
+# 0: each runtime's default; n > 0: at most n threads per parallel loop. Read by the Numba backend
+# on every dispatch; pushed into each compiled module (which keeps its own copy) by _set.
+limit = 0
+_forked = False  # this process was made by fork after fastnn was imported
+_modules = []  # loaded compiled modules with a set_max_threads(n) function
+
+
+def _set(n):
+    global limit
+    limit = n
+    for module in _modules:
+        module.set_max_threads(n)
+
+
+def register_module(module):
+    """Have the compiled `module`'s set_max_threads(n) follow the limit from now on."""
+    _modules.append(module)
+    module.set_max_threads(limit)
+
+
+def set_num_threads(n):
+    """Use at most `n` threads in fastnn's parallel loops (None: each runtime's default).
+
+    The limit applies to the Cython OpenMP regions and the Numba parallel kernels of this process;
+    1 runs them serially. In a child made by fork it stays 1 (with a warning for n > 1): the
+    inherited OpenMP thread pool cannot run more. BLAS threads are not affected.
+    """
+    if n is None:
+        n = 0
+    elif isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be None or an integer >= 1, got {n!r}")
+    if _forked and n != 1:
+        warnings.warn("fastnn runs single-threaded in a process made by fork (its parent's OpenMP thread pool "
+                      "does not survive fork); set_num_threads ignored", RuntimeWarning, stacklevel=2)
+        return
+    _set(n)
+
+
+def get_num_threads():
+    """The most threads a fastnn parallel loop will use: the limit, else the CPUs this process may run on."""
+    if limit:
+        return limit
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _after_fork_in_child():
+    global _forked
+    _forked = True
+    _set(1)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
