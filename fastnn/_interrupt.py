@@ -12,20 +12,31 @@ import contextlib
 import signal
 import threading
 
-# Aimed time per chunk: 10 per second keeps Ctrl-C within ~0.1-0.2 s, and a chunk boundary (a kernel
-# call, a few passes over the parameters) costs well under 1% of it.
-CHUNK_SECONDS = 0.1
-# Multiply-adds per second each backend sustains on fused epochs and convolutions, rounded down from
-# what a shared 2-core Intel Xeon (AVX-512) measured (numpy: 0.12-4 G/s, ConvBase epochs slowest; numba:
-# 4.6-12; cython: 7.7-13), so chunks err on the short side; and the fixed cost of one batch in multiply-add
-# equivalents (its loop and call overhead, which dominates for tiny networks: ~100, 3 and 0.5 us).
-MACS_PER_SECOND = {"numpy": 1e8, "numba": 4e9, "cython": 8e9}
-BATCH_OVERHEAD_MACS = {"numpy": 1e4, "numba": 1.2e4, "cython": 4e3}
+# Aimed time per chunk: a Ctrl-C is seen within about this, and a chunk boundary costs well under 1% of it.
+CHUNK_SECONDS = 0.2
+# Multiply-adds per second the backends sustain on fused epochs and convolutions, about what a shared 2-core
+# Intel Xeon (AVX-512) measured (numpy: 0.12-4 G/s, its ConvBase epochs slowest; numba: 4.6-12; cython:
+# 11-29); and the fixed cost of one batch in multiply-add equivalents (its loop and call overhead, which
+# dominates for tiny networks: ~100, 3 and 0.5 us).
+MACS_PER_SECOND = {"numpy": 1e8, "numba": 8e9, "cython": 1.6e10}
+# The same for conv1d_forward/backward calls (numpy: one BLAS product per batch; measured 2-20 G/s).
+CONV_MACS_PER_SECOND = {"numpy": 2e9, "numba": 4e9, "cython": 8e9}
+BATCH_OVERHEAD_MACS = {"numpy": 1e4, "numba": 2.4e4, "cython": 8e3}
+# The optimizer's pass over every parameter per batch, in multiply-add equivalents per parameter: memory-
+# bound, it dominates at batch 1 (784-128-10 at batch 1 measured ~2 ns per parameter and batch).
+UPDATE_MACS_PER_PARAMETER = 32
+# Seconds per parameter that starting a fused-epoch call costs: the Cython kernels copy the parameters and
+# optimizer state into their working layout and back (measured 4-10 ns). Chunks last at least
+# CALL_OVERHEAD_RATIO times that, so that on large networks the copies stay below 1% of the epoch.
+CALL_SECONDS_PER_PARAMETER = {"cython": 8e-9}
+CALL_OVERHEAD_RATIO = 100
 
 
-def chunk_items(backend, macs_per_item, overhead_macs=0.0):
-    """How many items (batches, samples) of `macs_per_item` multiply-adds fit in one chunk of `backend`."""
-    budget = CHUNK_SECONDS * MACS_PER_SECOND.get(backend, min(MACS_PER_SECOND.values()))
+def chunk_items(backend, macs_per_item, overhead_macs=0.0, n_params=0, rates=MACS_PER_SECOND):
+    """How many items (batches, samples) of `macs_per_item` multiply-adds (+ overhead_macs each) make one
+    chunk of `backend`'s work at `rates`, for a call that carries n_params parameters in and out."""
+    seconds = max(CHUNK_SECONDS, CALL_OVERHEAD_RATIO * CALL_SECONDS_PER_PARAMETER.get(backend, 0.0) * n_params)
+    budget = seconds * rates.get(backend, min(rates.values()))
     return max(1, int(budget // (macs_per_item + overhead_macs + 1)))
 
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from . import _validation as v
 from ._config import get_backend, resolve
-from ._interrupt import chunk_items
+from ._interrupt import CONV_MACS_PER_SECOND, chunk_items
 from .backends.conv_ref import output_length
 
 
@@ -74,7 +74,7 @@ def _batch_chunks(x, w, l_out, backend, passes):
     that Ctrl-C stops a large convolution between them (samples are independent: same results)."""
     n = x.shape[0]
     macs = passes * w.shape[0] * w.shape[1] * w.shape[2] * l_out
-    parts = -(-n // chunk_items(get_backend() if backend is None else backend, macs))
+    parts = -(-n // chunk_items(get_backend() if backend is None else backend, macs, rates=CONV_MACS_PER_SECOND))
     # equal parts: no small last chunk, which a backend might compute another way (e.g. without BLAS)
     return [slice(n * i // parts, n * (i + 1) // parts) for i in range(parts)] if parts > 1 else [slice(0, n)]
 

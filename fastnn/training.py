@@ -12,7 +12,7 @@ import numpy as np
 
 from . import _validation as v
 from ._config import get_backend, resolve
-from ._interrupt import BATCH_OVERHEAD_MACS, chunk_items, deferred_interrupt
+from ._interrupt import BATCH_OVERHEAD_MACS, UPDATE_MACS_PER_PARAMETER, chunk_items, deferred_interrupt
 from .backends import training_ref as ref
 
 ACTIVATIONS = {"relu": ref.RELU, "sigmoid": ref.SIGMOID}
@@ -126,7 +126,8 @@ class FusedEpochs:
     def _set_chunks(self, backend, macs_per_example):
         """Batches per kernel call: about CHUNK_SECONDS of work (fastnn._interrupt), so Ctrl-C is seen."""
         name = get_backend() if backend is None else backend
-        self.chunk_batches = chunk_items(name, macs_per_example * self.batch_size, BATCH_OVERHEAD_MACS.get(name, 0))
+        overhead = BATCH_OVERHEAD_MACS.get(name, 0) + UPDATE_MACS_PER_PARAMETER * self.n_params
+        self.chunk_batches = chunk_items(name, macs_per_example * self.batch_size, overhead, self.n_params)
 
     def run(self, order, params, state, step, progress=None):
         """Train on X[order] batch by batch, updating params (P,) and state (2, P) in place.

@@ -89,7 +89,7 @@ def test_public_epoch_functions_chunk_internally(backend, monkeypatch):
     state = np.zeros((2, params.size))
     order = np.arange(epochs.X.shape[0])
     whole = fastnn.mlp_train_epoch(epochs.X, epochs.y, order, params, state, **arguments)
-    monkeypatch.setattr(interrupt, "CHUNK_SECONDS", 1e-12)
+    monkeypatch.setattr(fastnn.training, "chunk_items", lambda *args: 1)  # one batch per call
     chunked = fastnn.mlp_train_epoch(epochs.X, epochs.y, order, params, state, **arguments)
     np.testing.assert_array_equal(chunked[0], whole[0])
     np.testing.assert_array_equal(chunked[1], whole[1])
