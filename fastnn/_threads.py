@@ -9,6 +9,7 @@ os.register_at_fork handler makes the child run every fastnn kernel on one threa
 (only thread-partial sums, such as conv1d_backward's, may round differently), never a hang.
 """
 import os
+import sys
 import warnings
 
 # 0: each runtime's default; n > 0: at most n threads per parallel loop. Read by the Numba backend
@@ -20,14 +21,18 @@ _modules = []  # loaded compiled modules with a set_max_threads(n) function
 
 def _set(n):
     global limit
-    limit = n
+    previous, limit = limit, n
     for module in _modules:
         module.set_max_threads(n)
+    numba = sys.modules.get("numba")
+    if previous and not n and numba is not None:  # lifting a limit: Numba's own default again (this thread)
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
 
 
 def register_module(module):
     """Have the compiled `module`'s set_max_threads(n) follow the limit from now on."""
-    _modules.append(module)
+    if module not in _modules:
+        _modules.append(module)
     module.set_max_threads(limit)
 
 

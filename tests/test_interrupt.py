@@ -220,3 +220,48 @@ def test_ctrl_c_stops_a_large_convolution(backend, tmp_path):
     assert words[0] == "KeyboardInterrupt", words
     calls, chunks = int(words[1]), int(words[2])
     assert 1 <= calls < chunks  # stopped between two of its chunks of samples
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_trainer_interrupted_keeps_params_and_update_count_in_step(backend, fused, monkeypatch):
+    """Ctrl-C in Trainer.fit (here a SIGINT raised in-process after the 6th batch): KeyboardInterrupt, and
+    the model and optimizer are those of a run of exactly 6 batches."""
+    from fastnn import nn
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((60, 9)), rng.integers(0, 4, 60)
+
+    def trainer(epochs):
+        model = nn.mlp([9, 8, 4], dtype=np.float64, random_state=0, backend=backend)
+        return nn.Trainer(model, nn.Adam(0.01), batch_size=5, epochs=epochs, shuffle=False, fused=fused)
+
+    reference = trainer(1)
+    reference.fit(X[:30], y[:30])  # 6 batches
+    interrupted, calls = trainer(3), []
+    if fused:
+        monkeypatch.setattr(fastnn.training, "chunk_items", lambda *args: 2)  # 2 batches per kernel call
+        kernel = DenseEpochs._kernel
+
+        def counting_kernel(self, *args):
+            result = kernel(self, *args)
+            calls.append(1)
+            if len(calls) == 3:
+                signal.raise_signal(signal.SIGINT)
+            return result
+
+        monkeypatch.setattr(DenseEpochs, "_kernel", counting_kernel)
+    else:
+        step = interrupted.optimizer.step
+
+        def counting_step(*args):
+            step(*args)
+            calls.append(1)
+            if len(calls) == 6:
+                signal.raise_signal(signal.SIGINT)
+
+        interrupted.optimizer.step = counting_step
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.fit(X, y)
+    assert interrupted.optimizer.n_updates == 6
+    np.testing.assert_array_equal(interrupted.model.params, reference.model.params)
+    np.testing.assert_array_equal(interrupted.optimizer.state, reference.optimizer.state)
