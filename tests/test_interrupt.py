@@ -196,6 +196,11 @@ def interrupted_child(mode, backend, out, delay=0.5, timeout=120):
     return stdout.split()
 
 
+# The compiled backends: a child per case costs seconds, and the numpy backend chunks through the same code.
+COMPILED = [name for name in ("cython", "numba") if name in fastnn.available_backends()]
+
+
+@pytest.mark.parametrize("backend", COMPILED)
 def test_ctrl_c_stops_a_long_fused_epoch_after_whole_batches(backend, tmp_path):
     out = tmp_path / "state.npz"
     words = interrupted_child("epoch", backend, out)
@@ -215,6 +220,7 @@ def test_ctrl_c_stops_a_long_fused_epoch_after_whole_batches(backend, tmp_path):
     np.testing.assert_array_equal(saved["state"], reference[1])
 
 
+@pytest.mark.parametrize("backend", COMPILED)
 def test_ctrl_c_stops_a_large_convolution(backend, tmp_path):
     words = interrupted_child("conv", backend, tmp_path / "unused")
     assert words[0] == "KeyboardInterrupt", words
