@@ -23,8 +23,10 @@ MACS_PER_SECOND = {"numpy": 1e8, "numba": 8e9, "cython": 1.6e10}
 CONV_MACS_PER_SECOND = {"numpy": 2e9, "numba": 4e9, "cython": 8e9}
 BATCH_OVERHEAD_MACS = {"numpy": 1e4, "numba": 2.4e4, "cython": 8e3}
 # The optimizer's pass over every parameter per batch, in multiply-add equivalents per parameter: memory-
-# bound, it dominates at batch 1 (784-128-10 at batch 1 measured ~2 ns per parameter and batch).
-UPDATE_MACS_PER_PARAMETER = 32
+# bound, it dominates at batch 1 (784-128-10 at batch 1 measured 47 us per batch on a quiet machine, 190
+# under load: ~0.5-2 ns per parameter). Estimates on the slow side make chunks (and Ctrl-C waits) shorter
+# but the calls more frequent; this one gives ~0.1 s chunks at batch 1 when the machine is quiet.
+UPDATE_MACS_PER_PARAMETER = 12
 # Seconds per parameter that starting a fused-epoch call costs: the Cython kernels copy the parameters and
 # optimizer state into their working layout and back (measured 4-10 ns). Chunks last at least
 # CALL_OVERHEAD_RATIO times that, so that on large networks the copies stay below 1% of the epoch.
