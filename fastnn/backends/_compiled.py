@@ -7,11 +7,11 @@ np.matmul: NumPy's bundled OpenBLAS is the fastest BLAS reachable here (measured
 one scipy.linalg.cython_blas exposes, at every size we benchmark), so compiled code only does what
 BLAS cannot: the single fused pass that applies the ReLU mask and reduces the bias gradient.
 """
-import os
 import threading
 
 import numpy as np
 
+from .._threads import get_num_threads
 from .rbf_numerics import RBF_TOLERANCE, centered_float64, expansion_error_per_norm
 
 # Largest batch the small-matrix kernels take: measured crossover with BLAS at 784 -> 128 (N=6 to 7).
@@ -66,7 +66,8 @@ EPILOGUE_TILE = 64
 
 
 def run_on_threads(function, chunks):
-    """Call function(*chunk) for every chunk, on one thread per chunk (the first on this one).
+    """Call function(*chunk) for every chunk, on one thread per chunk (the first on this one); callers
+    make at most fastnn.get_num_threads() chunks.
 
     For GIL-free compiled functions that alternate with BLAS calls: idle Python threads block
     instead of spinning, so they leave BLAS the cores. Exceptions propagate.
@@ -123,7 +124,7 @@ def rbf_tiles(X, Y, gamma, K, tile_epilogue):
     n_x, n_y = K.shape
     constants = (gamma, expansion_error_per_norm(X.shape[1]), RBF_TOLERANCE, symmetric)
     buffer = np.empty(RBF_BAND_ROWS * RBF_COLUMN_CHUNK)
-    workers = os.cpu_count() or 1
+    workers = get_num_threads()
     for row0 in range(0, n_x, RBF_BAND_ROWS):
         rows = min(n_x, row0 + RBF_BAND_ROWS) - row0
         for col0 in range(row0 if symmetric else 0, n_y, RBF_COLUMN_CHUNK):
@@ -155,7 +156,7 @@ def make_gram_kernel(epilogue, symmetric_epilogue, rbf_tile_epilogue):
         scalars = (code, K.dtype.type(gamma), degree, K.dtype.type(coef0))
         if Y is None:
             n = X.shape[0]
-            workers = os.cpu_count() or 1
+            workers = get_num_threads()
             for start in range(0, n, SYMMETRIC_BAND_ROWS):
                 stop = min(n, start + SYMMETRIC_BAND_ROWS)
                 np.matmul(X[start:stop], X[start:].T, out=K[start:stop, start:])
