@@ -238,8 +238,9 @@ def cmd_train_mlp(args):
     run.pop("model")
     history = run["history"]
     print(f"test accuracy: {run['test_accuracy']:.4f} (best epoch {history['best_epoch']}, "
-          f"{history['n_updates_to_best']} updates); training time {run['fit_time']:.2f} s "
-          f"for {len(history['epoch'])} epochs ({history['n_updates'][-1] / run['fit_time']:.0f} updates/s)")
+          f"{history['n_updates_to_best']} updates); wall time {run['wall_time']:.2f} s for "
+          f"{len(history['epoch'])} epochs, of which training {run['fit_time']:.2f} s "
+          f"({history['n_updates'][-1] / run['fit_time']:.0f} updates/s)")
     stem = os.path.join(args.out, settings.name())
     _write_json(f"{stem}.json", run)
     if not args.no_plot:
@@ -259,9 +260,10 @@ def cmd_experiment(args):
         settings = _mlp_settings(args, verbose=False)
         _describe(data, settings)
         rows = experiments.batch_size_experiment(data, args.batch_sizes, settings)
-        print("batch size  test acc  time (s)  best epoch  updates to best  epochs run")
+        print("batch size  test acc  wall time (s)  training (s)  best epoch  updates to best  epochs run")
         for row in rows:
-            print(f"{row['batch_size']:10d}  {row['test_accuracy']:8.4f}  {row['fit_time']:8.2f}  "
+            print(f"{row['batch_size']:10d}  {row['test_accuracy']:8.4f}  {row['wall_time']:13.2f}  "
+                  f"{row['fit_time']:12.2f}  "
                   f"{row['best_epoch']:10d}  {row['updates_to_best']:15d}  {row['epochs_run']:10d}")
         _write_json(f"{stem}.json", {"dataset": data.name, "settings": settings.to_dict(), "rows": rows})
         if not args.no_plot:

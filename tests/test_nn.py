@@ -175,6 +175,7 @@ def test_fused_epochs_and_layer_steps_give_the_same_weights_on_every_backend(opt
             np.testing.assert_allclose(model.params, expected.params, rtol=1e-10, atol=1e-12,
                                        err_msg=f"{backend}, fused={fused}")
             np.testing.assert_allclose(history.loss, expected_history.loss, rtol=1e-10)
+            assert history.train_accuracy == expected_history.train_accuracy  # running, from the training pass
             assert history.val_accuracy == expected_history.val_accuracy
 
 

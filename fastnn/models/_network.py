@@ -18,6 +18,7 @@ from sklearn.utils.validation import check_is_fitted
 from .._config import resolve
 from .._validation import FLOAT_DTYPES
 from ..nn import Trainer
+from ..nn.trainer import check_train_metrics
 from ..nn.optim import OPTIMIZERS as OPTIMIZERS_BY_NAME
 
 _SEED_LIMIT = 2**31 - 1
@@ -67,6 +68,7 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
         fraction = self.validation_fraction
         if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real) or not 0 < fraction < 1:
             raise ValueError(f"validation_fraction must lie in (0, 1), got {fraction!r}")
+        check_train_metrics(self.train_metrics)
         resolve(self.backend)  # an unknown or unavailable backend fails before any work
         return self._architecture(), self._float_dtype()
 
@@ -108,7 +110,8 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
         self.model_ = self._build(X.shape[1:], len(self.classes_), architecture, dtype, init_seed)
         trainer = Trainer(self.model_, optimizer, batch_size=self.batch_size, epochs=self.epochs,
                           patience=self.patience if X_val is not None else None, shuffle=self.shuffle,
-                          random_state=order_seed, verbose=self.verbose, callbacks=callbacks)
+                          random_state=order_seed, verbose=self.verbose, callbacks=callbacks,
+                          train_metrics=self.train_metrics)
         history = trainer.fit(X, y_encoded, X_val, y_val)
         self.history_ = history.to_dict()
         self.n_iter_ = len(history.epoch)

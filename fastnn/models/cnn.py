@@ -26,7 +26,7 @@ class CNN1DClassifier(NetworkClassifier):
     optimizer : 'adam' (default) or 'sgd' (with momentum)
     learning_rate : float, default 0.01
     momentum, weight_decay, batch_size (default 100), epochs (default 200), patience,
-    validation_fraction, shuffle, random_state, dtype, backend, verbose : as for MLPClassifier
+    validation_fraction, shuffle, random_state, dtype, backend, verbose, train_metrics : as for MLPClassifier
     (fastnn.models.MLPClassifier); initialisation as PyTorch's Conv1d and Linear:
     U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases.
 
@@ -43,7 +43,8 @@ class CNN1DClassifier(NetworkClassifier):
     def __init__(self, channels=(25, 25, 25), kernel_sizes=(5, 3, 3), strides=(2, 2, 2), paddings=(1, 1, 1), *,
                  pool=None, optimizer="adam", learning_rate=0.01, momentum=0.0, weight_decay=0.0, batch_size=100,
                  epochs=200, patience=None, validation_fraction=0.1, shuffle=True, random_state=None,
-                 dtype="float32", backend=None, verbose=False):
+                 dtype="float32", backend=None, verbose=False,
+                 train_metrics="running"):
         self.channels = channels
         self.kernel_sizes = kernel_sizes
         self.strides = strides
@@ -62,6 +63,7 @@ class CNN1DClassifier(NetworkClassifier):
         self.dtype = dtype
         self.backend = backend
         self.verbose = verbose
+        self.train_metrics = train_metrics
 
     def _architecture(self):
         channels = int_tuple("channels", self.channels)

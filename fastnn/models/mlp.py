@@ -35,19 +35,26 @@ class MLPClassifier(NetworkClassifier):
     dtype : 'float32' (default) or 'float64': of the parameters and the arithmetic
     backend : None (the current fastnn backend), 'numpy', 'numba' or 'cython'
     verbose : bool: progress bar and metrics per epoch on stderr
+    train_metrics : 'running' (default) or 'exact': history_'s training loss and accuracy are the
+        means over each epoch's mini-batches, measured during training at no cost ('running', as
+        Keras reports them), or those of the model at the end of each epoch on the whole training
+        set ('exact', one more inference pass over the training data per epoch: about a third of
+        an epoch's arithmetic at large batches); see fastnn.nn.Trainer
 
     Attributes
     ----------
     classes_ : (n_classes,) labels, sorted
     coefs_, intercepts_ : lists of (n_in, n_out) weights and (n_out,) biases, layer by layer
-    history_ : dict of per-epoch lists (loss, train_accuracy, val_loss, val_accuracy, time, n_updates)
+    history_ : dict of per-epoch lists (loss, train_accuracy, val_loss, val_accuracy, time, wall_time,
+        n_updates; see fastnn.nn.History): time is the training alone, wall_time everything fit did
     n_iter_ : epochs run;  n_updates_ : optimizer updates made;  best_epoch_ : the epoch kept
     n_features_in_ : number of features
     """
 
     def __init__(self, hidden_layer_sizes=(128,), *, activation="relu", optimizer="sgd", learning_rate=0.01,
                  momentum=0.0, weight_decay=0.0, batch_size=5, epochs=30, patience=None, validation_fraction=0.1,
-                 shuffle=True, random_state=None, dtype="float32", backend=None, verbose=False):
+                 shuffle=True, random_state=None, dtype="float32", backend=None, verbose=False,
+                 train_metrics="running"):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.optimizer = optimizer
@@ -63,6 +70,7 @@ class MLPClassifier(NetworkClassifier):
         self.dtype = dtype
         self.backend = backend
         self.verbose = verbose
+        self.train_metrics = train_metrics
 
     FILE_FORMAT = FILE_FORMAT
     TUPLE_PARAMS = ("hidden_layer_sizes",)

@@ -9,6 +9,7 @@ dense stack's parameters have exactly the layout of the fused epoch kernel (fast
 Layers call the backend functions directly with preallocated outputs: Sequential.forward validates
 the input once, and everything after it is an array this module made (C-contiguous, right dtype).
 """
+import contextlib
 import copy
 import math
 
@@ -43,6 +44,20 @@ class Layer:
 
     def backward(self, dY, kernels):
         raise NotImplementedError
+
+    def _empty(self, name, shape, dtype, reuse=True):
+        """An uninitialised array of shape and dtype for this layer to fill.
+
+        Inside Sequential.reusing_buffers() and with reuse True, it is a view of the first rows of an
+        array kept under `name` and reused by the next call (grown when too small); else a new array.
+        """
+        buffers = self.__dict__.get("_buffers")
+        if buffers is None or not reuse:
+            return np.empty(shape, dtype=dtype)
+        buffer = buffers.get(name)
+        if buffer is None or buffer.dtype != dtype or buffer.shape[1:] != shape[1:] or buffer.shape[0] < shape[0]:
+            buffer = buffers[name] = np.empty(shape, dtype=dtype)
+        return buffer[:shape[0]]
 
 
 def check_init(init):
@@ -113,14 +128,14 @@ class Linear(Layer):
         return (self.out_features,)
 
     def forward(self, X, kernels, training):
-        Y = np.empty((X.shape[0], self.out_features), dtype=X.dtype)
+        Y = self._empty("Y", (X.shape[0], self.out_features), X.dtype, reuse=training)
         kernels.linear_forward(X, self.params["W"], self.params.get("b"), Y)
         self.X = X if training else None
         return Y
 
     def backward(self, dY, kernels, mask=None):
         """dX (None for the first layer); dW, db into the gradient views. mask: a following ReLU's bits."""
-        dX = np.empty_like(self.X) if self.need_dX else None
+        dX = self._empty("dX", self.X.shape, self.X.dtype) if self.need_dX else None
         db = self.grads["b"] if self.bias else np.empty(self.out_features, dtype=dY.dtype)  # discarded
         kernels.linear_backward(self.X, self.params["W"], dY, mask, dX, self.grads["W"], db)
         return dX
@@ -132,17 +147,18 @@ class ReLU(Layer):
     def __repr__(self):
         return "ReLU()"
 
-    def forward(self, X, kernels, training):
+    def forward(self, X, kernels, training, in_place=False):
+        """max(X, 0); in_place: write it over X (which the caller owns and no longer needs)."""
         rows = X.reshape(-1, X.shape[-1])
-        Y = np.empty_like(rows)
-        mask = np.empty((rows.shape[0], (rows.shape[1] + 7) // 8), dtype=np.uint8)
+        Y = rows if in_place else self._empty("Y", rows.shape, rows.dtype, reuse=training)
+        mask = self._empty("mask", (rows.shape[0], (rows.shape[1] + 7) // 8), np.uint8, reuse=training)
         kernels.relu_forward(rows, Y, mask)
         self.mask = mask if training else None
         return Y.reshape(X.shape)
 
     def backward(self, dY, kernels):
         rows = dY.reshape(-1, dY.shape[-1])
-        dX = np.empty_like(rows)
+        dX = self._empty("dX", rows.shape, rows.dtype)
         kernels.relu_backward(rows, self.mask, dX)
         return dX.reshape(dY.shape)
 
@@ -237,7 +253,7 @@ class Sequential:
         state = dict(self.__dict__)
         state["layers"] = [copy.copy(layer) for layer in self.layers]
         for layer in state["layers"]:
-            for attribute in ("params", "grads", "X", "Y", "mask", "argmax"):
+            for attribute in ("params", "grads", "X", "Y", "mask", "argmax", "_buffers"):
                 layer.__dict__.pop(attribute, None)
         return state
 
@@ -289,12 +305,36 @@ class Sequential:
         return X
 
     def forward(self, X, *, training=False):
-        """Logits (N, n_outputs) for X (N, *input_shape). training=True keeps what backward needs."""
+        """Logits (N, n_outputs) for X (N, *input_shape). training=True keeps what backward needs.
+
+        A ReLU that follows a Linear layer works in place on that layer's output (its own array).
+        """
         X = self.check_input(X)
         kernels = resolve(self.backend)
+        previous = None
         for layer in self.layers:
-            X = layer.forward(X, kernels, training)
+            if isinstance(layer, ReLU) and isinstance(previous, Linear):
+                X = layer.forward(X, kernels, training, in_place=True)
+            else:
+                X = layer.forward(X, kernels, training)
+            previous = layer
         return X
+
+    @contextlib.contextmanager
+    def reusing_buffers(self):
+        """Inside this block, training forward and backward passes reuse their arrays from one call to the next.
+
+        For a training loop: it saves allocating (and the OS zeroing) every activation and gradient
+        array per batch. The logits forward(training=True) returns then live in a reused array too,
+        valid until the next training forward. The arrays are released when the block ends.
+        """
+        for layer in self.layers:
+            layer._buffers = {}
+        try:
+            yield self
+        finally:
+            for layer in self.layers:
+                layer.__dict__.pop("_buffers", None)
 
     def backward(self, dlogits):
         """Fill self.grads from the gradient of the loss w.r.t. the logits of the last forward(training=True).
