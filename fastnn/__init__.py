@@ -5,13 +5,10 @@ reference), 'numba' (JIT-compiled) and 'cython' (compiled at install time). The 
 the fastest one that loads; choose with set_backend(), use_backend(), the FASTNN_BACKEND
 environment variable, or the backend= keyword every kernel takes.
 """
-import os
+from ._openmp import load_passive_openmp
 
-# Idle OpenMP workers (Cython's and Numba's parallel kernels) sleep instead of spinning. Spinning
-# workers take the cores BLAS needs next: a batch-5000 training epoch, which alternates parallel
-# ReLU passes with GEMMs, measured 1.5-2x slower with GNU OpenMP's default (active) waiting.
-# Set before any OpenMP runtime loads; a value the user set is kept.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# fastnn's OpenMP workers sleep when idle, leaving BLAS the cores; os.environ is not changed (see _openmp).
+load_passive_openmp()
 
 from ._threads import get_num_threads, set_num_threads
 from ._config import available_backends, get_backend, set_backend, unavailable_backends, use_backend
