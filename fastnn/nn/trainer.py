@@ -45,8 +45,9 @@ class History:
     epoch on the whole training set.
     val_loss, val_accuracy: of the model at the end of the epoch (empty without a validation set).
     time: seconds spent training up to the end of the epoch (the epochs' own work: no evaluation);
-    wall_time: seconds since fit started up to the end of the epoch, everything included (set-up,
-    evaluation, exact training metrics, progress output, callbacks): what the user waits for.
+    wall_time: seconds since fit started up to the end of the epoch's evaluation, everything included
+    (set-up, training, evaluation, exact training metrics, progress output, and the callbacks of the
+    epochs before): what the user waits for.
     n_updates: optimizer updates made up to the end of the epoch.
     best_epoch: the epoch (1-based) with the highest validation accuracy (the last epoch without a
     validation set); stopped_early: True when patience ended training.
@@ -205,36 +206,41 @@ class Trainer:
             loss, train_accuracy = run_epoch(order, epoch)
             train_time += time.perf_counter() - start
             self._check_divergence(epoch, loss, divergence_limit)
-
-            if self.train_metrics == "exact":
-                loss, train_accuracy = evaluate(model, X, y)
-            history.epoch.append(epoch)
-            history.loss.append(loss)
-            history.train_accuracy.append(train_accuracy)
-            history.time.append(train_time)
-            history.n_updates.append(optimizer.n_updates)
-            score = train_accuracy
-            if has_val:
-                val_loss, val_accuracy = evaluate(model, X_val, y_val)
-                history.val_loss.append(val_loss)
-                history.val_accuracy.append(val_accuracy)
-                score = val_accuracy
+            score = self._record(history, epoch, loss, train_accuracy, train_time, (X, y),
+                                 (X_val, y_val) if has_val else None)
             if not has_val or score > best_score:
                 best_score, history.best_epoch, waited = score, epoch, 0
                 if self.patience is not None:
                     best_params = model.params.copy()
             else:
                 waited += 1
-            self._report(history, time.perf_counter() - started)
+            history.wall_time.append(time.perf_counter() - started)
+            self._report(history)
             for callback in self.callbacks:
                 callback(epoch, model, history)
-            history.wall_time.append(time.perf_counter() - started)
             if self.patience is not None and waited >= self.patience:
                 history.stopped_early = True
                 break
         if best_params is not None:
             model.params[...] = best_params
         return history
+
+    def _record(self, history, epoch, loss, train_accuracy, train_time, train, validation):
+        """Append the epoch's metrics to history (evaluating what train_metrics and validation ask for);
+        returns the score that picks the best epoch: validation accuracy, else training accuracy."""
+        if self.train_metrics == "exact":
+            loss, train_accuracy = evaluate(self.model, *train)
+        history.epoch.append(epoch)
+        history.loss.append(loss)
+        history.train_accuracy.append(train_accuracy)
+        history.time.append(train_time)
+        history.n_updates.append(self.optimizer.n_updates)
+        if validation is None:
+            return train_accuracy
+        val_loss, val_accuracy = evaluate(self.model, *validation)
+        history.val_loss.append(val_loss)
+        history.val_accuracy.append(val_accuracy)
+        return val_accuracy
 
     # ------------------------------------------------------------------ divergence
     def _divergence_limit(self, X, y):
@@ -330,14 +336,14 @@ class Trainer:
             return _NoProgress()
         return tqdm(total=n_batches, desc=f"epoch {epoch}/{self.epochs}", unit="batch", leave=False, file=sys.stderr)
 
-    def _report(self, history, wall_time):
+    def _report(self, history):
         if not self.verbose:
             return
         line = (f"epoch {history.epoch[-1]:3d}  loss {history.loss[-1]:.4f}  "
                 f"train acc {history.train_accuracy[-1]:.4f}")
         if history.val_accuracy:
             line += f"  val acc {history.val_accuracy[-1]:.4f}"
-        print(f"{line}  ({wall_time:.2f} s, training {history.time[-1]:.2f} s)", file=sys.stderr)
+        print(f"{line}  ({history.wall_time[-1]:.2f} s, training {history.time[-1]:.2f} s)", file=sys.stderr)
 
 
 def check_train_metrics(train_metrics):
