@@ -5,10 +5,9 @@ reference), 'numba' (JIT-compiled) and 'cython' (compiled at install time). The 
 the fastest one that loads; choose with set_backend(), use_backend(), the FASTNN_BACKEND
 environment variable, or the backend= keyword every kernel takes.
 """
-from ._openmp import load_passive_openmp
-
-# fastnn's OpenMP workers sleep when idle, leaving BLAS the cores; os.environ is not changed (see _openmp).
-load_passive_openmp()
+# fastnn sets no OpenMP policy (OMP_WAIT_POLICY and the like): GNU OpenMP reads it once per process, and
+# PyTorch, Numba and fastnn's Cython kernels share one libgomp.so.1, so a policy good for fastnn would be
+# imposed on them. The layers keep OpenMP out of their passes between GEMMs instead (nn.layers.run_in_row_blocks).
 
 from ._threads import get_num_threads, set_num_threads
 from ._config import available_backends, get_backend, set_backend, unavailable_backends, use_backend

@@ -12,6 +12,8 @@ the input once, and everything after it is an array this module made (C-contiguo
 import contextlib
 import copy
 import math
+import os
+import threading
 
 import numpy as np
 
@@ -141,6 +143,49 @@ class Linear(Layer):
         return dX
 
 
+# Elements per call of an activation kernel in the layers: under the compiled kernels' OpenMP threshold
+# (1 << 17 elements), so each call runs on one thread, and Python threads share a large array instead.
+# Layers alternate these passes with BLAS products: OpenMP workers keep spinning after their region
+# (GNU OpenMP's default waiting, which fastnn leaves to the user and to PyTorch, who share the runtime)
+# and take the cores the next GEMM needs (a batch-5000 epoch measured 1.25x slower), while idle Python
+# threads block.
+SERIAL_BLOCK_ELEMENTS = 1 << 16
+
+
+def run_in_row_blocks(kernel, *arrays):
+    """kernel(*blocks) over blocks of the same rows of every array, without an OpenMP region.
+
+    arrays: C-contiguous, with the same first dimension (rows). Blocks of rows hold at most
+    SERIAL_BLOCK_ELEMENTS elements of arrays[0] (at least one row); they are shared among up to
+    os.cpu_count() Python threads (each kernel call releases the GIL). Exceptions propagate.
+    """
+    n_rows = arrays[0].shape[0]
+    row_size = math.prod(arrays[0].shape[1:])
+    if n_rows * row_size <= SERIAL_BLOCK_ELEMENTS:
+        kernel(*arrays)
+        return
+    rows_per_block = max(1, SERIAL_BLOCK_ELEMENTS // max(1, row_size))
+    blocks = [(start, min(n_rows, start + rows_per_block)) for start in range(0, n_rows, rows_per_block)]
+    workers = min(os.cpu_count() or 1, len(blocks))
+    errors = []
+
+    def work(part):
+        try:
+            for start, stop in part:
+                kernel(*(array[start:stop] for array in arrays))
+        except BaseException as exc:  # re-raised in the calling thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(blocks[i::workers],)) for i in range(1, workers)]
+    for thread in threads:
+        thread.start()
+    work(blocks[0::workers])
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+
+
 class ReLU(Layer):
     """max(X, 0) elementwise, remembering one bit per activation for the backward pass."""
 
@@ -152,14 +197,14 @@ class ReLU(Layer):
         rows = X.reshape(-1, X.shape[-1])
         Y = rows if in_place else self._empty("Y", rows.shape, rows.dtype, reuse=training)
         mask = self._empty("mask", (rows.shape[0], (rows.shape[1] + 7) // 8), np.uint8, reuse=training)
-        kernels.relu_forward(rows, Y, mask)
+        run_in_row_blocks(kernels.relu_forward, rows, Y, mask)
         self.mask = mask if training else None
         return Y.reshape(X.shape)
 
     def backward(self, dY, kernels):
         rows = dY.reshape(-1, dY.shape[-1])
         dX = self._empty("dX", rows.shape, rows.dtype)
-        kernels.relu_backward(rows, self.mask, dX)
+        run_in_row_blocks(kernels.relu_backward, rows, self.mask, dX)
         return dX.reshape(dY.shape)
 
 
@@ -170,14 +215,14 @@ class Sigmoid(Layer):
         return "Sigmoid()"
 
     def forward(self, X, kernels, training):
-        Y = np.empty_like(X)
-        kernels.sigmoid_forward(X.reshape(-1), Y.reshape(-1))
+        Y = self._empty("Y", X.shape, X.dtype, reuse=training)
+        run_in_row_blocks(kernels.sigmoid_forward, X.reshape(-1), Y.reshape(-1))
         self.Y = Y if training else None
         return Y
 
     def backward(self, dY, kernels):
-        dX = np.empty_like(dY)
-        kernels.sigmoid_backward(dY.reshape(-1), self.Y.reshape(-1), dX.reshape(-1))
+        dX = self._empty("dX", dY.shape, dY.dtype)
+        run_in_row_blocks(kernels.sigmoid_backward, dY.reshape(-1), self.Y.reshape(-1), dX.reshape(-1))
         return dX
 
 
