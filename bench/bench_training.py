@@ -7,15 +7,15 @@ the weights of the previous call (as training does).
 
 Groups "mlp epoch 784-128-10 batch B float32" for B in 1, 5, 50, 500 and 5000:
 - each backend: what fastnn.nn.Trainer runs for an epoch: below FUSED_MAX_BATCH the fused epoch
-  kernel (fastnn.training.DenseEpochs, the whole epoch in the backend); above it, layer by layer
-  (fastnn.nn.Sequential forward/backward on BLAS, one flat SGD update per batch);
+  kernel (fastnn.training.DenseEpochs, the whole epoch in the backend); above it, the trainer's
+  layer-by-layer epoch (fastnn.nn.Sequential forward/backward on BLAS, one flat SGD update per batch);
 - "numpy-loop" (role baseline): the training loop written directly in NumPy, per batch: two
   matmuls forward, the softmax gradient, the three backward matmuls, in-place SGD updates;
 - "torch" (role external, skipped when torch is not installed): torch.nn.Sequential(Linear, ReLU,
   Linear), CrossEntropyLoss, torch.optim.SGD, zero_grad / backward / step per batch, 2 threads.
 
 Targets (never asserted): batch 5: every compiled backend >= 3x faster than numpy-loop and >= 10x
-faster than torch; batch 5000: no slower than numpy-loop. Plain `pytest` runs each entry once,
+faster than torch; batch 5000: >= 1.3x faster than numpy-loop (issue 11). Plain `pytest` runs each entry once,
 untimed, and checks that 100 batches leave the same weights as the 'numpy' backend's.
 """
 import numpy as np
@@ -33,7 +33,7 @@ SIZES = [784, 128, 10]
 N_EXAMPLES = 10_000
 LEARNING_RATE = 0.01
 TARGET_SMALL = ">= 3x faster than numpy-loop and >= 10x faster than torch"
-TARGET_LARGE = "no slower than numpy-loop"
+TARGET_LARGE = ">= 1.3x faster than numpy-loop"
 CHECK_BATCHES = 100
 BATCHES = [1, 5, 50, 500, 5000]
 
@@ -63,17 +63,9 @@ def fastnn_epoch(X, y, order, params, batch, backend):
         epochs = DenseEpochs(X, y, sizes=SIZES, batch_size=batch, backend=backend, **optimizer.epoch_arguments())
         return lambda: epochs.run(order, model.params, optimizer.state, 0), model
 
-    loss = nn.SoftmaxCrossEntropy()
-    weight_slices = model.weight_slices
-
-    def epoch():
-        for start in range(0, len(order), batch):
-            rows = order[start:start + batch]
-            _, dlogits = loss(model.forward(X[rows], training=True), y[rows], backend)
-            model.backward(dlogits)
-            optimizer.step(model.params, model.grads, weight_slices)
-
-    return epoch, model
+    # The trainer's own layer-by-layer epoch (batches gathered into one reused array, layers reusing theirs).
+    run = nn.Trainer(model, optimizer, batch_size=batch, fused=False)._layer_epoch(X, y)
+    return lambda: run(order, 1), model
 
 
 def numpy_loop_epoch(X, y, order, params, batch):
