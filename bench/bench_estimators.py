@@ -31,7 +31,6 @@ import os
 import numpy as np
 import pytest
 
-import fastnn
 from fastnn import nn
 from fastnn.models import CNN1DClassifier, MLPClassifier
 

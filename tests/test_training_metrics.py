@@ -18,8 +18,6 @@ from fastnn import nn
 from fastnn.models import CNN1DClassifier, MLPClassifier
 from fastnn.nn.trainer import evaluate, gather_rows
 
-from kernel_cases import BACKENDS
-
 
 def _data(n=60, d=9, n_classes=4, seed=3):
     rng = np.random.default_rng(seed)

@@ -12,11 +12,11 @@ the input once, and everything after it is an array this module made (C-contiguo
 import contextlib
 import copy
 import math
-import os
 import threading
 
 import numpy as np
 
+from .. import _threads
 from .. import _validation as v
 from .._config import resolve
 
@@ -157,7 +157,7 @@ def run_in_row_blocks(kernel, *arrays):
 
     arrays: C-contiguous, with the same first dimension (rows). Blocks of rows hold at most
     SERIAL_BLOCK_ELEMENTS elements of arrays[0] (at least one row); they are shared among up to
-    os.cpu_count() Python threads (each kernel call releases the GIL). Exceptions propagate.
+    fastnn.get_num_threads() Python threads (each kernel call releases the GIL). Exceptions propagate.
     """
     n_rows = arrays[0].shape[0]
     row_size = math.prod(arrays[0].shape[1:])
@@ -166,7 +166,7 @@ def run_in_row_blocks(kernel, *arrays):
         return
     rows_per_block = max(1, SERIAL_BLOCK_ELEMENTS // max(1, row_size))
     blocks = [(start, min(n_rows, start + rows_per_block)) for start in range(0, n_rows, rows_per_block)]
-    workers = min(os.cpu_count() or 1, len(blocks))
+    workers = min(_threads.get_num_threads(), len(blocks))
     errors = []
 
     def work(part):

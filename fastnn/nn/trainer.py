@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from .. import _threads
 from .. import _validation as v
 from .._interrupt import deferred_interrupt
 from ..cnn_training import ConvEpochs
@@ -361,10 +362,11 @@ def gather_rows(X, rows, out):
     out (n, ...) C-contiguous of X's dtype. Returns out.
 
     np.take with mode='clip' copies straight into out (mode='raise' would buffer); large batches
-    are split in two halves copied on two threads, which brings the gather to memory speed.
+    are split in two halves copied on two threads (one under fastnn.set_num_threads(1) and in a child
+    made by fork), which brings the gather to memory speed.
     """
     n = len(rows)
-    if out.nbytes < PARALLEL_GATHER_BYTES or n < 2:
+    if out.nbytes < PARALLEL_GATHER_BYTES or n < 2 or _threads.get_num_threads() < 2:
         return np.take(X, rows, axis=0, out=out, mode="clip")
     half = n // 2
     other = threading.Thread(target=np.take, args=(X, rows[half:]), kwargs=dict(axis=0, out=out[half:], mode="clip"))
