@@ -4,9 +4,55 @@ Every failure names the argument and the shapes involved. The helpers return arr
 safe to hand to compiled kernels: floating (float32/float64), native byte order, C-contiguous.
 They copy only when the input is not already in that form, and never write to the caller's data.
 """
+import numbers
+
 import numpy as np
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+# Largest size-like integer (stride, padding, kernel size, channels, batch size, degree, epochs...)
+# accepted. Any geometry built from a few such numbers stays far below 2**63, so no size
+# computation in compiled code can overflow; integers of 2**63 and more fail here too.
+MAX_INT = 2**40
+# Largest number of elements fastnn allocates for something sized by user integers rather than by
+# the arrays given (a network's parameters, a fused epoch's work buffers, a pooled gradient): 2**31 - 1
+# elements are 8 GiB of float32. Beyond that a typo (a padding of 10**9) would exhaust memory.
+MAX_ELEMENTS = 2**31 - 1
+
+
+def integer(name, value, low, high=MAX_INT):
+    """`value` as a Python int in [low, high]; ValueError naming `name` for anything else.
+
+    Accepts Python and NumPy integers (not bools, not floats, even integral ones), so that a
+    value such as numpy.uint64(2**64 - 1) gives the same clear error as any other out-of-range one.
+    """
+    kind = {0: "a non-negative integer", 1: "a positive integer"}.get(low, f"an integer >= {low}")
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be {kind}, got {value!r} ({type(value).__name__})")
+    number = int(value)
+    if number < low:
+        raise ValueError(f"{name} must be {kind}, got {number}")
+    if number > high:
+        raise ValueError(f"{name} = {number} is too large: fastnn accepts at most {high} ({_power(high)})")
+    return number
+
+
+def _power(value):
+    exponent = value.bit_length() - 1
+    if value == 2**exponent:
+        return f"2**{exponent}"
+    if value == 2**(exponent + 1) - 1:
+        return f"2**{exponent + 1} - 1"
+    return str(value)
+
+
+def element_count(what, count, arguments, limit=MAX_ELEMENTS):
+    """Refuse an allocation of `count` elements (a Python int) above `limit`, naming the arguments that
+    size it; returns count."""
+    if count > limit:
+        raise ValueError(f"{arguments} would make {what} of {count} elements, more than fastnn's limit of "
+                         f"{limit} ({_power(limit)}); use smaller values")
+    return count
 
 
 def float_array(name, value, *, ndim=None, min_ndim=None, dtype=None):

@@ -18,6 +18,8 @@ from .training import FusedEpochs, _positive_int, run_epoch_once
 
 def _int_tuple(name, values, n=None):
     values = tuple(values) if isinstance(values, (tuple, list, np.ndarray)) else (values,)
+    if len(values) > 10_000:
+        raise ValueError(f"{name} lists {len(values)} conv layers; fastnn accepts at most 10000")
     if n is not None and len(values) != n:
         raise ValueError(f"{name} must have one entry per conv layer ({n}), got {len(values)}: {values!r}")
     return values
@@ -27,7 +29,9 @@ def conv_stack_geometry(input_shape, channels, kernel_sizes, strides, paddings):
     """The (n_conv, 6) int64 geometry rows (C_in, L_in, C_out, K, stride, padding) of a conv stack.
 
     input_shape : (C_in, L) of one example; channels, kernel_sizes, strides, paddings: one entry per
-    conv layer. ValueError naming the layer and shapes when a kernel does not fit its input.
+    conv layer: channels and kernel sizes in [1, 2**40], strides and paddings as fastnn.conv.conv_geometry
+    checks them. ValueError naming the layer and shapes when a kernel does not fit its input, or when the
+    network would have more than 2**31 - 1 parameters.
     """
     channels = _int_tuple("channels", channels)
     if not channels:
@@ -41,7 +45,8 @@ def conv_stack_geometry(input_shape, channels, kernel_sizes, strides, paddings):
     for l in range(n):
         c_out = _positive_int(f"channels[{l}]", channels[l])
         k = _positive_int(f"kernel_sizes[{l}]", kernel_sizes[l])
-        stride, padding, l_out = conv_geometry(length, k, strides[l], paddings[l], what=f"conv layer {l}'s input")
+        stride, padding, l_out = conv_geometry(length, k, strides[l], paddings[l], what=f"conv layer {l}'s input",
+                                               names=(f"strides[{l}]", f"paddings[{l}]"))
         rows.append((c_in, length, c_out, k, stride, padding))
         c_in, length = c_out, l_out
     return np.array(rows, dtype=np.int64)
@@ -55,6 +60,30 @@ def _macs_per_example(conv, n_classes):
         macs += c_out * c_in * k * l_out
         features = c_out * l_out
     return macs + features * n_classes
+
+
+def _checked_parameters(conv, n_classes, arguments):
+    """n_parameters(conv, n_classes), refused above 2**31 - 1 before anything is allocated."""
+    rows = conv.tolist()
+    count = sum(c_out * c_in * k + c_out for c_in, _, c_out, k, _, _ in rows)
+    c_last, l_in, _, k, stride, padding = rows[-1]
+    l_last = (l_in + 2 * padding - k) // stride + 1
+    count += rows[-1][2] * l_last * n_classes + n_classes
+    return v.element_count("a network", count, arguments)
+
+
+def conv_work_elements(conv, n_classes, rows):
+    """An upper bound on the elements a fused CNN epoch allocates for batches of `rows` examples (both
+    compiled backends' layouts: padded activations, im2col patches, gradients, parameter-sized buffers)."""
+    total, lanes = 0, 16
+    for c_in, l_in, c_out, k, stride, padding in conv.tolist():
+        padded = l_in + 2 * padding
+        l_out = (padded - k) // stride + 1
+        total += 5 * (c_out + lanes) * (c_in * k + lanes)
+        total += rows * (2 * c_in * padded + l_out * (c_out + lanes + 2) + c_in * k * l_out)
+    features = conv[-1, 2] * ((conv[-1, 1] + 2 * conv[-1, 5] - conv[-1, 3]) // conv[-1, 4] + 1)
+    total += 5 * (int(features) + lanes) * (n_classes + lanes) + rows * (3 * int(features) + 4 * (n_classes + lanes))
+    return total
 
 
 def n_parameters(conv, n_classes):
@@ -79,8 +108,10 @@ def cnn1d_train_epoch(X, y, order, params, state, *, channels, kernel_sizes, str
         then the head's W (channels[-1] * L_last, n_classes) and b (n_classes,), all flattened;
         P = fastnn.cnn_training.n_parameters(conv_stack_geometry(...), n_classes)
     state : (2, P) dtype of X, the optimizer state before the epoch (zeros to start), not modified
-    channels, kernel_sizes, strides, paddings : one int per conv layer
-    n_classes : int >= 1
+    channels, kernel_sizes, strides, paddings : one int per conv layer: channels, kernel sizes and strides in
+        [1, 2**40], paddings in [0, max(K - 1, L_in)] (see fastnn.conv1d_forward); the network may have at
+        most 2**31 - 1 parameters and an epoch's work buffers at most 2**31 - 1 elements
+    n_classes : int in [1, 2**40]
     batch_size, optimizer, step, learning_rate, momentum, betas, epsilon, weight_decay :
         as in fastnn.mlp_train_epoch
 
@@ -104,11 +135,16 @@ class ConvEpochs(FusedEpochs):
         X = v.float_array("X", X, ndim=3)
         self.conv = conv_stack_geometry(X.shape[1:], channels, kernel_sizes, strides, paddings)
         self.n_classes = _positive_int("n_classes", n_classes)
-        self._setup(X, y, self.n_classes, n_parameters(self.conv, self.n_classes), batch_size, optimizer,
+        n_params = _checked_parameters(self.conv, self.n_classes, f"channels={channels!r}, kernel_sizes="
+                                       f"{kernel_sizes!r}, paddings={paddings!r} and n_classes={n_classes!r}")
+        self._setup(X, y, self.n_classes, n_params, batch_size, optimizer,
                     dict(learning_rate=learning_rate, momentum=momentum, betas=betas, epsilon=epsilon,
                          weight_decay=weight_decay))
         self.kernel = resolve(backend).cnn1d_train_epoch
         self._set_chunks(backend, 3 * _macs_per_example(self.conv, self.n_classes))
+
+    def _work_elements(self, rows):
+        return conv_work_elements(self.conv, self.n_classes, rows)
 
     def _kernel(self, order, params, state, step):
         return self.kernel(self.X, self.y, order, self.conv, self.n_classes, self.batch_size, params,

@@ -14,16 +14,34 @@ from ._interrupt import CONV_MACS_PER_SECOND, chunk_items
 from .backends.conv_ref import output_length
 
 
-def _integer(name, value, low):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
+def _integer(name, value, low, high=v.MAX_INT):
+    return v.integer(name, value, low, high)
 
 
-def conv_geometry(length, kernel_size, stride, padding, what="x"):
-    """Check stride/padding and return L_out; ValueError naming the shapes when no window fits."""
-    stride = _integer("stride", stride, 1)
-    padding = _integer("padding", padding, 0)
+def max_padding(length, kernel_size):
+    """The largest padding accepted for an input of `length` and a window of `kernel_size`.
+
+    A 'full' convolution (padding kernel_size - 1) and any padding up to the input's length are
+    allowed; a wider padding only adds outputs that see nothing but zeros, and would let a typo
+    (padding=10**12) make every derived size explode.
+    """
+    return max(kernel_size - 1, length)
+
+
+def conv_geometry(length, kernel_size, stride, padding, what="x", names=("stride", "padding")):
+    """Check stride/padding and return (stride, padding, L_out) as Python ints.
+
+    stride: integer in [1, 2**40]; padding: integer in [0, max(kernel_size - 1, length)].
+    ValueError naming the argument (names: how the caller calls stride and padding) when one is out of
+    range, and naming the shapes when no window fits.
+    """
+    stride = _integer(names[0], stride, 1)
+    padding = _integer(names[1], padding, 0)
+    limit = max_padding(length, kernel_size)
+    if padding > limit:
+        raise ValueError(f"{names[1]} = {padding} is too large for {what} of length {length} and kernel size "
+                         f"{kernel_size}: at most max(kernel_size - 1, length) = {limit} (wider padding only "
+                         f"adds outputs that see nothing but zeros)")
     l_out = output_length(length, kernel_size, stride, padding)
     if l_out < 1:
         raise ValueError(f"kernel size {kernel_size} does not fit {what} of length {length} with padding "
@@ -40,6 +58,15 @@ def _conv_inputs(x, w):
     return x, w
 
 
+def _checked_geometry(x, w, stride, padding):
+    """conv_geometry for arrays x, w, and a bound on the patch matrix (C_in K, L_out) the compiled
+    backends build per example, so that no buffer size they compute can overflow."""
+    stride, padding, l_out = conv_geometry(x.shape[2], w.shape[2], stride, padding)
+    v.element_count("a patch matrix (C_in * K * L_out per example)", x.shape[1] * w.shape[2] * l_out,
+                    f"x of shape {x.shape}, w of shape {w.shape} and padding={padding}", limit=v.MAX_INT)
+    return stride, padding, l_out
+
+
 def conv1d_forward(x, w, b=None, *, stride=1, padding=0, backend=None):
     """y[n, o, t] = b[o] + sum_{c, k} w[o, c, k] xpad[n, c, t stride + k]  (cross-correlation).
 
@@ -48,8 +75,10 @@ def conv1d_forward(x, w, b=None, *, stride=1, padding=0, backend=None):
     x : (N, C_in, L) float32 or float64
     w : (C_out, C_in, K), same dtype
     b : (C_out,), same dtype, or None for no bias
-    stride : int >= 1
-    padding : int >= 0, zeros added at both ends of every input row
+    stride : int in [1, 2**40]
+    padding : int in [0, max(K - 1, L)], zeros added at both ends of every input row (PyTorch accepts any
+        padding; fastnn refuses one so wide that whole windows see nothing but zeros beyond a 'full'
+        convolution's K - 1 or the input's length)
     backend : 'numpy', 'numba', 'cython' or None for the current backend
 
     Returns
@@ -57,7 +86,7 @@ def conv1d_forward(x, w, b=None, *, stride=1, padding=0, backend=None):
     y : (N, C_out, L_out) with L_out = (L + 2 padding - K) // stride + 1, dtype of x
     """
     x, w = _conv_inputs(x, w)
-    stride, padding, l_out = conv_geometry(x.shape[2], w.shape[2], stride, padding)
+    stride, padding, l_out = _checked_geometry(x, w, stride, padding)
     if b is not None:
         b = v.float_array("b", b, ndim=1, dtype=x.dtype)
         if b.shape[0] != w.shape[0]:
@@ -94,7 +123,7 @@ def conv1d_backward(x, w, dy, *, stride=1, padding=0, need_dx=True, backend=None
     (dx or None, dw, db) of shapes (N, C_in, L), (C_out, C_in, K), (C_out,), dtype of x
     """
     x, w = _conv_inputs(x, w)
-    stride, padding, l_out = conv_geometry(x.shape[2], w.shape[2], stride, padding)
+    stride, padding, l_out = _checked_geometry(x, w, stride, padding)
     dy = v.float_array("dy", dy, ndim=3, dtype=x.dtype)
     v.same_shape("dy", dy, "conv1d_forward's output", (x.shape[0], w.shape[0], l_out))
     dx = np.empty_like(x) if need_dx else None
@@ -119,7 +148,7 @@ def maxpool1d_forward(x, *, kernel_size, stride=None, backend=None):
     ----------
     x : (N, C, L) float32 or float64
     kernel_size : int >= 1, at most L
-    stride : int >= 1 or None for kernel_size (non-overlapping windows)
+    stride : int in [1, 2**40] or None for kernel_size (non-overlapping windows)
 
     Returns
     -------
@@ -143,7 +172,8 @@ def maxpool1d_backward(dy, argmax, length, *, backend=None):
     ----------
     dy : (N, C, L_out) float32 or float64
     argmax : (N, C, L_out) integer positions in [0, length), as maxpool1d_forward returned them
-    length : int, L of the pooled input
+    length : int, L of the pooled input, in [1, 2**40]; dx may have at most 2**31 - 1 elements or
+        twice the elements argmax implies (N C (max(argmax) + 1)), whichever is more
     """
     dy = v.float_array("dy", dy, ndim=3)
     length = _integer("length", length, 1)
@@ -152,6 +182,9 @@ def maxpool1d_backward(dy, argmax, length, *, backend=None):
         raise ValueError(f"argmax has shape {argmax.shape} but dy has shape {dy.shape}; they must match")
     argmax = v.indices("argmax", argmax.reshape(-1), length, f"an input of length {length}",
                        noun="position").reshape(dy.shape)
+    rows = dy.shape[0] * dy.shape[1]
+    v.element_count("dx", rows * length, f"length={length} for dy of shape {dy.shape}",
+                    limit=max(v.MAX_ELEMENTS, 2 * rows * (int(argmax.max()) + 1)))
     dx = np.empty(dy.shape[:2] + (length,), dtype=dy.dtype)
     resolve(backend).maxpool1d_backward(dy, argmax, dx)
     return dx

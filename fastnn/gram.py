@@ -40,7 +40,7 @@ def gram(X, Y=None, *, kernel="rbf", gamma=None, degree=3, coef0=1.0, backend=No
     Y : (n_y, n_features) of the same dtype, or None for Y = X. With Y None the result is exactly
         symmetric (each pair is computed once) and the RBF diagonal is exactly 1.
     gamma : positive float, default 1 / n_features (ignored by 'linear')
-    degree : non-negative integer, for 'poly'
+    degree : integer in [0, 2**40], for 'poly'
     coef0 : finite float, for 'poly'
 
     Returns
@@ -67,8 +67,7 @@ def gram(X, Y=None, *, kernel="rbf", gamma=None, degree=3, coef0=1.0, backend=No
     gamma = 1.0 / X.shape[1] if gamma is None else gamma
     if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real) or not (math.isfinite(gamma) and gamma > 0):
         raise ValueError(f"gamma must be a positive finite number, got {gamma!r}")
-    if isinstance(degree, bool) or not isinstance(degree, numbers.Integral) or degree < 0:
-        raise ValueError(f"degree must be a non-negative integer, got {degree!r}")
+    degree = v.integer("degree", degree, 0)
     if isinstance(coef0, bool) or not isinstance(coef0, numbers.Real) or not math.isfinite(coef0):
         raise ValueError(f"coef0 must be a finite number, got {coef0!r}")
     for name, array in (("X", X), ("Y", Y)):

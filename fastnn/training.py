@@ -20,19 +20,28 @@ OPTIMIZERS = {"sgd": ref.SGD, "adam": ref.ADAM}
 
 
 def _positive_int(name, value):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+    """value as a Python int in [1, 2**40] (fastnn._validation.MAX_INT); ValueError naming `name`."""
+    return v.integer(name, value, 1)
 
 
 def _layer_sizes(sizes):
-    array = np.asarray(sizes)
-    if array.dtype.kind not in "iu" or array.ndim != 1 or array.size < 2:
+    """sizes as int64 after checking each entry (in [1, 2**40]) and the parameter count (at most 2**31 - 1)."""
+    if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__"):
         raise ValueError(f"sizes must be a 1-D sequence of at least two positive integers (input, ..., "
                          f"classes), got {sizes!r}")
-    if array.min() < 1:
-        raise ValueError(f"sizes must be positive, got {sizes!r}")
-    return np.ascontiguousarray(array, dtype=np.int64)
+    array = np.asarray(sizes, dtype=object) if not isinstance(sizes, np.ndarray) else sizes
+    if array.ndim != 1 or array.size < 2:
+        raise ValueError(f"sizes must be a 1-D sequence of at least two positive integers (input, ..., "
+                         f"classes), got {sizes!r}")
+    values = [v.integer(f"sizes[{i}]", size, 1) for i, size in enumerate(array.tolist())]
+    v.element_count("a network", ref.n_parameters(values), f"sizes={values}")
+    return np.array(values, dtype=np.int64)
+
+
+def dense_work_elements(sizes, rows):
+    """An upper bound on the elements the fused dense epoch allocates (activations and gradients of `rows`
+    examples, transposed weights, parameter-sized buffers) for layer widths `sizes`."""
+    return 4 * rows * sum(sizes) + 4 * ref.n_parameters(list(sizes))
 
 
 def _finite(name, array):
@@ -78,11 +87,11 @@ def mlp_train_epoch(X, y, order, params, state, *, sizes, batch_size, activation
         before the epoch (not modified). P = fastnn.backends.training_ref.n_parameters(sizes).
     state : (2, P) dtype of X: the optimizer state before the epoch (SGD: the velocity in row 0;
         Adam: the moments in rows 0 and 1; zeros to start), not modified
-    sizes : sequence of L+1 positive ints
-    batch_size : int >= 1
+    sizes : sequence of L+1 ints in [1, 2**40], with at most 2**31 - 1 parameters in all
+    batch_size : int in [1, 2**40]; the work memory of min(batch_size, N) examples is at most 2**31 - 1 elements
     activation : 'relu' or 'sigmoid'
     optimizer : 'sgd' (with momentum; 0 is plain SGD) or 'adam'
-    step : int >= 0, the number of Adam updates made before this epoch (its bias corrections)
+    step : int in [0, 2**40], the number of Adam updates made before this epoch (its bias corrections)
     learning_rate, momentum, betas, epsilon, weight_decay : floats; weight_decay adds 2 weight_decay W
         to the weights' gradients (L2, not the biases)
 
@@ -115,6 +124,8 @@ class FusedEpochs:
         _finite("X", self.X)
         self.n_params = n_params
         self.batch_size = _positive_int("batch_size", batch_size)
+        v.element_count("the fused epoch's work buffers", self._work_elements(min(self.batch_size, n)),
+                        f"batch_size={self.batch_size} and this network")
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {optimizer!r}")
         self.optimizer = OPTIMIZERS[optimizer]
@@ -165,6 +176,10 @@ class FusedEpochs:
     def _kernel(self, order, params, state, step):
         raise NotImplementedError
 
+    def _work_elements(self, rows):
+        """Elements of work memory the backend allocates for batches of `rows` examples (a bound)."""
+        raise NotImplementedError
+
 
 def run_epoch_once(epochs, order, params, state, step):
     """The body of the one-call epoch functions: check, copy, run, and average over visited examples."""
@@ -177,8 +192,7 @@ def run_epoch_once(epochs, order, params, state, step):
     v.same_shape("state", state, "the optimizer state (2, P)", (2, epochs.n_params))
     _finite("params", params)
     _finite("state", state)
-    if isinstance(step, (bool, np.bool_)) or not isinstance(step, (int, np.integer)) or step < 0:
-        raise ValueError(f"step must be a non-negative integer, got {step!r}")
+    step = v.integer("step", step, 0)
     params_new = np.array(params, order="C", copy=True)
     state_new = np.array(state, order="C", copy=True)
     loss_sum, n_correct, n_updates = epochs.run(order, params_new, state_new, int(step))
@@ -204,6 +218,9 @@ class DenseEpochs(FusedEpochs):
         self.kernel = resolve(backend).mlp_train_epoch
         # multiply-adds per example: the forward product and two backward ones per layer
         self._set_chunks(backend, 3 * int(np.sum(self.sizes[:-1] * self.sizes[1:])))
+
+    def _work_elements(self, rows):
+        return dense_work_elements(self.sizes.tolist(), rows)
 
     def _kernel(self, order, params, state, step):
         return self.kernel(self.X, self.y, order, self.sizes, self.activation, self.batch_size, params,

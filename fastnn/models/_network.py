@@ -16,7 +16,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from .._config import resolve
-from .._validation import FLOAT_DTYPES
+from .._validation import FLOAT_DTYPES, MAX_INT
 from ..nn import Trainer
 from ..nn.trainer import check_train_metrics
 from ..nn.optim import OPTIMIZERS as OPTIMIZERS_BY_NAME
@@ -25,18 +25,20 @@ _SEED_LIMIT = 2**31 - 1
 
 
 def is_int(value, low):
-    return not isinstance(value, bool) and isinstance(value, numbers.Integral) and value >= low
+    """Whether value is an integer (not a bool) in [low, 2**40], the range of every size-like parameter."""
+    return (not isinstance(value, (bool, np.bool_)) and isinstance(value, numbers.Integral)
+            and low <= int(value) <= MAX_INT)
 
 
 def int_tuple(name, value, low=1):
-    """value (an int or a sequence of ints >= low) as a tuple; ValueError naming `name` otherwise."""
+    """value (an int or a sequence of ints in [low, 2**40]) as a tuple; ValueError naming `name` otherwise."""
     values = (value,) if isinstance(value, numbers.Integral) else value
     try:
         values = tuple(values)
     except TypeError:
         values = None
     if values is None or not all(is_int(v, low) for v in values):
-        raise ValueError(f"{name} must be a tuple of integers >= {low}, got {value!r}")
+        raise ValueError(f"{name} must be a tuple of integers in [{low}, 2**40], got {value!r}")
     return tuple(int(v) for v in values)
 
 
@@ -62,9 +64,9 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS_BY_NAME)}, got {self.optimizer!r}")
         for name in ("batch_size", "epochs"):
             if not is_int(getattr(self, name), 1):
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+                raise ValueError(f"{name} must be a positive integer (at most 2**40), got {getattr(self, name)!r}")
         if self.patience is not None and not is_int(self.patience, 1):
-            raise ValueError(f"patience must be None or a positive integer, got {self.patience!r}")
+            raise ValueError(f"patience must be None or a positive integer (at most 2**40), got {self.patience!r}")
         fraction = self.validation_fraction
         if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real) or not 0 < fraction < 1:
             raise ValueError(f"validation_fraction must lie in (0, 1), got {fraction!r}")

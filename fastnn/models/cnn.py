@@ -21,7 +21,9 @@ class CNN1DClassifier(NetworkClassifier):
     ----------
     channels : tuple of int, default (25, 25, 25): output channels of each conv layer
     kernel_sizes, strides, paddings : tuples of int, one per conv layer, default (5, 3, 3), (2, 2, 2),
-        (1, 1, 1): zero padding at both ends; the defaults are MNIST-1D's ConvBase
+        (1, 1, 1): zero padding at both ends; the defaults are MNIST-1D's ConvBase. Integers in [1, 2**40]
+        (paddings in [0, max(K - 1, L_in)], as fastnn.conv1d_forward); the network may have at most
+        2**31 - 1 parameters
     pool : None (default) or int: max-pooling window (and stride) after every ReLU
     optimizer : 'adam' (default) or 'sgd' (with momentum)
     learning_rate : float, default 0.01
@@ -76,7 +78,7 @@ class CNN1DClassifier(NetworkClassifier):
             if len(values) != len(channels):
                 raise ValueError(f"{name} must have one entry per conv layer ({len(channels)} channels), got {values!r}")
         if self.pool is not None and not is_int(self.pool, 1):
-            raise ValueError(f"pool must be None or a positive integer, got {self.pool!r}")
+            raise ValueError(f"pool must be None or a positive integer (at most 2**40), got {self.pool!r}")
         return dict(channels=channels, kernel_sizes=kernel_sizes, strides=strides, paddings=paddings, pool=self.pool)
 
     def _input(self, X, dtype, *, reset, y="no_validation"):

@@ -19,7 +19,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .. import perceptron as _epochs
 from .._config import resolve
-from .._validation import FLOAT_DTYPES
+from .._validation import FLOAT_DTYPES, MAX_INT
 from ..gram import KERNEL_FUNCTIONS, gram
 
 class _EpochClassifier(ClassifierMixin, BaseEstimator):
@@ -58,9 +58,9 @@ class _EpochClassifier(ClassifierMixin, BaseEstimator):
         return dtype
 
     def _check_params(self):
-        if (isinstance(self.max_epochs, bool) or not isinstance(self.max_epochs, numbers.Integral)
-                or self.max_epochs < 1):
-            raise ValueError(f"max_epochs must be a positive integer, got {self.max_epochs!r}")
+        if (isinstance(self.max_epochs, (bool, np.bool_)) or not isinstance(self.max_epochs, numbers.Integral)
+                or not 1 <= int(self.max_epochs) <= MAX_INT):
+            raise ValueError(f"max_epochs must be a positive integer (at most 2**40), got {self.max_epochs!r}")
         resolve(self.backend)  # unknown or unavailable backend: fail before any work
 
     def fit(self, X, y):
@@ -186,8 +186,9 @@ class KernelPerceptron(_EpochClassifier):
         if gamma is not None and (isinstance(gamma, bool) or not isinstance(gamma, numbers.Real)
                                   or not (math.isfinite(gamma) and gamma > 0)):
             raise ValueError(f"gamma must be a positive finite number or None, got {gamma!r}")
-        if isinstance(degree, bool) or not isinstance(degree, numbers.Integral) or degree < 0:
-            raise ValueError(f"degree must be a non-negative integer, got {degree!r}")
+        if (isinstance(degree, (bool, np.bool_)) or not isinstance(degree, numbers.Integral)
+                or not 0 <= int(degree) <= MAX_INT):
+            raise ValueError(f"degree must be a non-negative integer (at most 2**40), got {degree!r}")
         if isinstance(coef0, bool) or not isinstance(coef0, numbers.Real) or not math.isfinite(coef0):
             raise ValueError(f"coef0 must be a finite number, got {coef0!r}")
 

@@ -6,14 +6,15 @@ backend call; conv_stack_spec(model) recognises it and gives that kernel's argum
 """
 import numpy as np
 
+from .. import _validation as v
 from ..backends.conv_ref import output_length
+from ..conv import conv_geometry
 from .layers import Layer, Linear, ReLU, check_init, init_weights, positive_int
 
 
 def _non_negative_int(name, value):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
-    return int(value)
+    """value as a Python int in [0, 2**40]; ValueError naming `name` otherwise."""
+    return v.integer(name, value, 0)
 
 
 class Conv1D(Layer):
@@ -22,7 +23,9 @@ class Conv1D(Layer):
     Cross-correlation of the input zero-padded by `padding` at both ends; the output length is
     (L + 2 padding - kernel_size) // stride + 1. init: as for Linear, with fan-in
     in_channels * kernel_size and fan-out out_channels * kernel_size ('pytorch' is torch.nn.Conv1d's
-    default). bias: False for no b parameter.
+    default). bias: False for no b parameter. Channels, kernel_size and stride are integers in [1, 2**40],
+    padding in [0, 2**40] and, for the input length L the layer is built for, at most max(kernel_size - 1, L)
+    (as fastnn.conv1d_forward).
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, *, stride=1, padding=0, init="pytorch", scale=0.1,
@@ -53,9 +56,10 @@ class Conv1D(Layer):
     def output_shape(self, input_shape):
         if len(input_shape) != 2 or input_shape[0] != self.in_channels:
             raise ValueError(f"{self!r} takes inputs of shape ({self.in_channels}, L), got {input_shape}")
-        l_out = output_length(input_shape[1], self.kernel_size, self.stride, self.padding)
-        if l_out < 1:
-            raise ValueError(f"{self!r} does not fit an input of length {input_shape[1]}: L_out = {l_out} < 1")
+        try:
+            _, _, l_out = conv_geometry(input_shape[1], self.kernel_size, self.stride, self.padding)
+        except ValueError as exc:
+            raise ValueError(f"{self!r} does not fit an input of length {input_shape[1]}: {exc}") from None
         return (self.out_channels, l_out)
 
     def forward(self, X, kernels, training):

@@ -69,9 +69,8 @@ def check_init(init):
 
 
 def positive_int(name, value):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+    """value as a Python int in [1, 2**40]; ValueError naming `name` otherwise (fastnn._validation.integer)."""
+    return v.integer(name, value, 1)
 
 
 def init_weights(rng, init, scale, weight, bias, fan_in, fan_out):
@@ -229,6 +228,17 @@ class Sigmoid(Layer):
 ACTIVATION_LAYERS = {"relu": ReLU, "sigmoid": Sigmoid}
 
 
+def _example_shape(input_shape):
+    """The shape of one example as a tuple of ints in [1, 2**40] with at most 2**31 - 1 elements."""
+    try:
+        dims = tuple(input_shape)
+    except TypeError:
+        raise ValueError(f"input_shape must be a tuple of positive integers, got {input_shape!r}") from None
+    shape = tuple(v.integer(f"input_shape[{i}]", d, 1) for i, d in enumerate(dims))
+    v.element_count("examples", math.prod(shape), f"input_shape={shape}")
+    return shape
+
+
 class Sequential:
     """Layers applied in order, with all parameters in one flat vector.
 
@@ -256,10 +266,11 @@ class Sequential:
             if not isinstance(self.layers[0], Linear):
                 raise ValueError("input_shape (the shape of one example) is needed when the first layer is not Linear")
             input_shape = (self.layers[0].in_features,)
-        self.input_shape = tuple(int(d) for d in input_shape)
+        self.input_shape = _example_shape(input_shape)
         shape = self.input_shape
         for layer in self.layers:
             shape = layer.output_shape(shape)
+            v.element_count("activations", math.prod(shape), f"{layer!r} on examples of shape {self.input_shape}")
         if len(shape) != 1:
             raise ValueError(f"the last layer must output (n_classes,) per example, got {shape}")
         self.n_outputs = shape[0]
@@ -272,6 +283,7 @@ class Sequential:
 
     def _allocate(self):
         sizes = [math.prod(shape) for layer in self.layers for shape in layer.param_shapes().values()]
+        v.element_count("a network", sum(sizes), f"the layers {self.layers!r}")
         self.params = np.zeros(sum(sizes), dtype=self.dtype)
         self.grads = np.zeros_like(self.params)
         self._bind_views()
