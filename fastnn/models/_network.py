@@ -5,9 +5,7 @@ A subclass stores its architecture parameters in __init__ (scikit-learn style) a
 _architecture() (check them), _input(X, reset) (validated C-contiguous arrays of the model's input
 shape) and _build(input_shape, n_classes, architecture, dtype, random_state) (a fastnn.nn.Sequential).
 """
-import json
 import numbers
-import os
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -20,6 +18,7 @@ from .._validation import FLOAT_DTYPES, MAX_INT
 from ..nn import Trainer
 from ..nn.trainer import check_train_metrics
 from ..nn.optim import OPTIMIZERS as OPTIMIZERS_BY_NAME
+from . import _persist
 
 _SEED_LIMIT = 2**31 - 1
 
@@ -165,52 +164,68 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "model_")
         if self.classes_.dtype.kind == "O":
             raise ValueError("classes_ of object dtype cannot be saved without pickle; use int or str labels")
-        path = os.fspath(path)
-        directory = os.path.dirname(os.path.abspath(path))
-        temporary = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
         config = {"params": dict(self.get_params()), "input_shape": list(self.model_.input_shape),
                   "n_features_in": int(self.n_features_in_), "n_iter": self.n_iter_, "n_updates": self.n_updates_,
                   "best_epoch": self.best_epoch_, "history": self.history_}
-        try:
-            with open(temporary, "wb") as f:
-                np.savez(f, format=np.array(self.FILE_FORMAT), config=np.array(json.dumps(config)),
-                         params=self.model_.params, classes=self.classes_)
-            os.replace(temporary, path)
-        finally:
-            if os.path.exists(temporary):
-                os.remove(temporary)
-        return path
+        return _persist.write(path, self.FILE_FORMAT, config, {"params": self.model_.params, "classes": self.classes_})
 
     @classmethod
     def load(cls, path):
-        """A fitted estimator read from a file written by save(). ValueError if the file is not one."""
+        """A fitted estimator read from a file written by save().
+
+        ValueError if the file is not one: unreadable, truncated, of another estimator, malformed, with
+        non-finite parameters, or describing a network whose parameters are not the array it holds
+        (checked before the network is allocated).
+        """
         name = cls.__name__
+        config, arrays = _persist.read(path, cls.FILE_FORMAT, ("params", "classes"), f"fastnn {name}")
         try:
-            with np.load(os.fspath(path), allow_pickle=False) as data:
-                contents = {key: data[key] for key in ("format", "config", "params", "classes")}
-        except (OSError, ValueError, KeyError, EOFError) as exc:
-            raise ValueError(f"{path} is not a saved fastnn {name} ({type(exc).__name__}: {exc})") from exc
-        if str(contents["format"]) != cls.FILE_FORMAT:
-            raise ValueError(f"{path} has format {str(contents['format'])!r}, expected {cls.FILE_FORMAT!r}")
-        try:
-            config = json.loads(str(contents["config"]))
-            params = config["params"]
-            for key in cls.TUPLE_PARAMS:
-                if isinstance(params.get(key), list):
-                    params[key] = tuple(params[key])
-            estimator = cls(**params)
-            architecture, dtype = estimator._check_params()
-            classes = contents["classes"]
-            input_shape = tuple(config.get("input_shape", (config["n_features_in"],)))
-            model = estimator._build(input_shape, len(classes), architecture, dtype, None)
-            if contents["params"].shape != model.params.shape or contents["params"].dtype != model.params.dtype:
-                raise ValueError(f"parameters of shape {contents['params'].shape} and dtype "
-                                 f"{contents['params'].dtype} do not fit the model {model}")
-            model.params[...] = contents["params"]
-            estimator.model_, estimator.classes_ = model, classes
-            estimator.n_features_in_ = config["n_features_in"]
-            estimator.n_iter_, estimator.n_updates_ = config["n_iter"], config["n_updates"]
-            estimator.best_epoch_, estimator.history_ = config["best_epoch"], config["history"]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"{path} is not a valid saved {name}: {exc}") from exc
+            estimator, model = cls._from_config(config, arrays)
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+            raise ValueError(f"{path} is not a valid saved {name}: {type(exc).__name__}: {exc}") from None
         return estimator
+
+    @classmethod
+    def _from_config(cls, config, arrays):
+        """(estimator, model) rebuilt from a model file's config and arrays; KeyError/TypeError/ValueError
+        when they do not describe a fitted estimator of this class."""
+        params = config["params"]
+        if not isinstance(params, dict) or not set(params) <= set(cls._get_param_names()):
+            raise ValueError(f"its params are not {cls.__name__}'s constructor parameters")
+        for key in cls.TUPLE_PARAMS:
+            if isinstance(params.get(key), list):
+                params[key] = tuple(params[key])
+        estimator = cls(**params)
+        architecture, dtype = estimator._check_params()
+        classes, stored = arrays["classes"], arrays["params"]
+        if classes.ndim != 1 or len(classes) < 2 or len(np.unique(classes)) != len(classes):
+            raise ValueError(f"classes of shape {classes.shape} are not two or more distinct labels")
+        input_shape = config.get("input_shape", [config["n_features_in"]])
+        if not isinstance(input_shape, list) or not all(is_int(d, 1) for d in input_shape):
+            raise ValueError(f"input_shape {input_shape!r} is not a list of positive integers")
+        input_shape = tuple(input_shape)
+        if not is_int(config["n_features_in"], 1) or config["n_features_in"] not in input_shape:
+            raise ValueError(f"n_features_in {config['n_features_in']!r} does not match input_shape {input_shape}")
+        expected = estimator._n_parameters(input_shape, len(classes), architecture)
+        if stored.shape != (expected,) or stored.dtype != dtype:
+            raise ValueError(f"parameters of shape {stored.shape} and dtype {stored.dtype} do not fit the model "
+                             f"(it has {expected} parameters of dtype {dtype})")
+        if not np.isfinite(stored).all():
+            raise ValueError("its parameters contain NaN or infinity")
+        for key in ("n_iter", "n_updates", "best_epoch"):
+            if not is_int(config[key], 0):
+                raise ValueError(f"{key} {config[key]!r} is not a non-negative integer")
+        if not isinstance(config["history"], dict):
+            raise ValueError("its history is not a JSON object")
+        model = estimator._build(input_shape, len(classes), architecture, dtype, None)
+        model.params[...] = stored
+        estimator.model_, estimator.classes_ = model, classes
+        estimator.n_features_in_ = config["n_features_in"]
+        estimator.n_iter_, estimator.n_updates_ = config["n_iter"], config["n_updates"]
+        estimator.best_epoch_, estimator.history_ = config["best_epoch"], config["history"]
+        return estimator, model
+
+    def _n_parameters(self, input_shape, n_classes, architecture):
+        """The number of parameters _build would allocate, computed without allocating (ValueError when the
+        architecture does not fit input_shape)."""
+        raise NotImplementedError

@@ -6,7 +6,7 @@ with pooling, layer by layer. save() and load() use a .npz file without pickle.
 """
 from sklearn.utils.validation import validate_data
 
-from ..nn import conv1d_net
+from ..nn import Conv1D, MaxPool1D, conv1d_net
 from ._network import NetworkClassifier, int_tuple, is_int
 
 FILE_FORMAT = "fastnn.CNN1DClassifier/1"
@@ -93,6 +93,18 @@ class CNN1DClassifier(NetworkClassifier):
             raise ValueError(f"X has examples of shape {X.shape[1:]} (as (C, L)); this model was fitted on "
                              f"{self.model_.input_shape}")
         return (X, checked[1]) if isinstance(checked, tuple) else X
+
+    def _n_parameters(self, input_shape, n_classes, architecture):
+        if len(input_shape) != 2:
+            raise ValueError(f"input_shape {input_shape} is not (C, L)")
+        (c_in, length), count = input_shape, 0
+        for c_out, k, stride, padding in zip(architecture["channels"], architecture["kernel_sizes"],
+                                             architecture["strides"], architecture["paddings"]):
+            count += c_out * c_in * k + c_out
+            c_in, length = Conv1D(c_in, c_out, k, stride=stride, padding=padding).output_shape((c_in, length))
+            if architecture["pool"] is not None:
+                c_in, length = MaxPool1D(architecture["pool"]).output_shape((c_in, length))
+        return count + c_in * length * n_classes + n_classes
 
     def _build(self, input_shape, n_classes, architecture, dtype, random_state):
         try:

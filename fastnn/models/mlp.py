@@ -92,6 +92,12 @@ class MLPClassifier(NetworkClassifier):
         return mlp([input_shape[0], *hidden, n_classes], activation=self.activation, dtype=dtype,
                    random_state=random_state, backend=self.backend)
 
+    def _n_parameters(self, input_shape, n_classes, hidden):
+        if len(input_shape) != 1:
+            raise ValueError(f"input_shape {input_shape} is not (n_features,)")
+        sizes = [input_shape[0], *hidden, n_classes]
+        return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+
     @property
     def coefs_(self):
         check_is_fitted(self, "model_")

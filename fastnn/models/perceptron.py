@@ -18,6 +18,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .. import perceptron as _epochs
+from . import _persist
 from .._config import resolve
 from .._validation import FLOAT_DTYPES, MAX_INT
 from ..gram import KERNEL_FUNCTIONS, gram
@@ -61,6 +62,7 @@ class _EpochClassifier(ClassifierMixin, BaseEstimator):
         if (isinstance(self.max_epochs, (bool, np.bool_)) or not isinstance(self.max_epochs, numbers.Integral)
                 or not 1 <= int(self.max_epochs) <= MAX_INT):
             raise ValueError(f"max_epochs must be a positive integer (at most 2**40), got {self.max_epochs!r}")
+        self._float_dtype()
         resolve(self.backend)  # unknown or unavailable backend: fail before any work
 
     def fit(self, X, y):
@@ -107,6 +109,75 @@ class _EpochClassifier(ClassifierMixin, BaseEstimator):
         scores = self._scores(self._validated(X))
         return self.classes_[np.argmax(scores, axis=1)]
 
+    # ------------------------------------------------------------------ persistence
+    FILE_FORMAT = None  # "fastnn.<Class>/<version>"
+    ARRAYS = ()  # fitted array attributes saved, without the trailing underscore
+
+    def save(self, path):
+        """Write the fitted model to a .npz file (no pickle), atomically: readers never see half a file.
+
+        Returns the path. load() reads it back into an estimator that predicts exactly the same.
+        """
+        check_is_fitted(self)
+        config = {"params": dict(self.get_params()), "n_features_in": int(self.n_features_in_),
+                  "n_iter": int(self.n_iter_), "mistakes": [int(m) for m in self.mistakes_],
+                  "dtype": np.dtype(self._fit_dtype).name}
+        arrays = {"classes": self.classes_, **{name: getattr(self, f"{name}_") for name in self.ARRAYS}}
+        return _persist.write(path, self.FILE_FORMAT, config, arrays)
+
+    @classmethod
+    def load(cls, path):
+        """A fitted estimator read from a file written by save().
+
+        ValueError if the file is not one: unreadable, truncated, of another estimator, malformed or
+        with non-finite coefficients.
+        """
+        name = cls.__name__
+        config, arrays = _persist.read(path, cls.FILE_FORMAT, ("classes", *cls.ARRAYS), f"fastnn {name}")
+        try:
+            estimator = cls._from_config(config, arrays)
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+            raise ValueError(f"{path} is not a valid saved {name}: {type(exc).__name__}: {exc}") from None
+        return estimator
+
+    @classmethod
+    def _from_config(cls, config, arrays):
+        params = config["params"]
+        if not isinstance(params, dict) or not set(params) <= set(cls._get_param_names()):
+            raise ValueError(f"its params are not {cls.__name__}'s constructor parameters")
+        estimator = cls(**params)
+        estimator._check_params()
+        dtype = np.dtype(config["dtype"]) if isinstance(config["dtype"], str) else None
+        if dtype not in FLOAT_DTYPES:
+            raise ValueError(f"dtype {config['dtype']!r} is not float32 or float64")
+        classes = arrays["classes"]
+        if classes.ndim != 1 or len(classes) < 2 or len(np.unique(classes)) != len(classes):
+            raise ValueError(f"classes of shape {classes.shape} are not two or more distinct labels")
+        n_features = config["n_features_in"]
+        if isinstance(n_features, bool) or not isinstance(n_features, int) or not 1 <= n_features <= MAX_INT:
+            raise ValueError(f"n_features_in {n_features!r} is not a positive integer")
+        mistakes = config["mistakes"]
+        if (not isinstance(mistakes, list) or not all(isinstance(m, int) and m >= 0 for m in mistakes)
+                or config["n_iter"] != len(mistakes)):
+            raise ValueError("n_iter and mistakes do not describe the epochs run")
+        estimator._restore(arrays, classes, n_features, dtype)
+        estimator.classes_, estimator.n_features_in_, estimator._fit_dtype = classes, n_features, dtype
+        estimator.n_iter_, estimator.mistakes_ = len(mistakes), mistakes
+        return estimator
+
+    def _restore(self, arrays, classes, n_features, dtype):
+        """Check the saved arrays against each other and set the fitted attributes (ValueError if inconsistent)."""
+        raise NotImplementedError
+
+
+def _checked_array(name, array, shape, dtype):
+    """array if it has `shape` and `dtype` and is finite; ValueError naming it otherwise."""
+    if array.shape != shape or array.dtype != dtype:
+        raise ValueError(f"{name} has shape {array.shape} and dtype {array.dtype}, expected {shape} and {dtype}")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} contains NaN or infinity")
+    return np.ascontiguousarray(array)
+
 
 class Perceptron(_EpochClassifier):
     """Multiclass perceptron (Algorithm 1): one weight vector per class, no intercept.
@@ -128,6 +199,12 @@ class Perceptron(_EpochClassifier):
     coef_ : (n_classes, n_features) the weight vectors, in the training dtype
     n_features_in_, n_iter_ (epochs run), mistakes_ (list: mistakes per epoch)
     """
+
+    FILE_FORMAT = "fastnn.Perceptron/1"
+    ARRAYS = ("coef",)
+
+    def _restore(self, arrays, classes, n_features, dtype):
+        self.coef_ = _checked_array("coef", arrays["coef"], (len(classes), n_features), dtype)
 
     def _init_state(self, X, n_classes):
         self._fit_dtype = X.dtype
@@ -191,6 +268,22 @@ class KernelPerceptron(_EpochClassifier):
             raise ValueError(f"degree must be a non-negative integer (at most 2**40), got {degree!r}")
         if isinstance(coef0, bool) or not isinstance(coef0, numbers.Real) or not math.isfinite(coef0):
             raise ValueError(f"coef0 must be a finite number, got {coef0!r}")
+
+    FILE_FORMAT = "fastnn.KernelPerceptron/1"
+    ARRAYS = ("dual_coef", "support", "support_vectors")
+
+    def _restore(self, arrays, classes, n_features, dtype):
+        dual_coef = arrays["dual_coef"]
+        if dual_coef.ndim != 2:
+            raise ValueError(f"dual_coef has shape {dual_coef.shape}, expected (n_classes, n_train)")
+        self.dual_coef_ = _checked_array("dual_coef", dual_coef, (len(classes), dual_coef.shape[1]), dtype)
+        support = np.flatnonzero(np.any(self.dual_coef_ != 0, axis=0))
+        if arrays["support"].shape != support.shape or not np.array_equal(arrays["support"], support):
+            raise ValueError("support does not list the columns of dual_coef that are not zero")
+        self.support_ = support
+        self.support_vectors_ = _checked_array("support_vectors", arrays["support_vectors"],
+                                               (len(support), n_features), dtype)
+        self._support_coef = np.ascontiguousarray(self.dual_coef_[:, support])
 
     def _gram(self, X, Y=None):
         return gram(X, Y, kernel=self.kernel, gamma=self.gamma, degree=self.degree, coef0=self.coef0,
