@@ -18,7 +18,7 @@ import warnings
 
 import numpy as np
 
-HOSTILE_INTS = [0, -1, 1, 2**31, 2**62, 2**63, 2**64, ["np", "int32", 3], ["np", "uint64", 2**64 - 1],
+HOSTILE_INTS = [0, -1, 1, 2**31, 2**60, 2**62, 2**63 - 1, 2**63, 2**64, ["np", "int32", 3], ["np", "uint64", 2**64 - 1],
                 ["np", "int64", 2**62], ["np", "uint8", 2], True, False, 2.0, 2.5, ["np", "float64", 3.0], "3",
                 None]
 # Epoch counts: 2**31 epochs is a legal request that would run for hours; larger counts must be refused.
@@ -27,6 +27,19 @@ HOSTILE_FLOATS = [math.nan, math.inf, -math.inf, -1.0, 0.0, 1e308, True, "0.1", 
 ARRAY_MUTATIONS = ["empty", "zero-dim", "extra-dim", "missing-dim", "scalar", "int64", "bool", "float16",
                    "complex128", "object", "other-float", "nan", "inf", "1e308", "-1e308", "non-contiguous",
                    "fortran", "read-only", "list", "big-endian", "none"]
+# Several arguments at once: issue 14's reproducers (a stride or padding that overflows L + 2 padding or the
+# compiled code's window arithmetic only together with the other).
+COMBINATIONS = {
+    "conv1d_forward": [dict(stride=2**63 - 1, padding=3), dict(stride=2**62 + 1, padding=2**62),
+                       dict(stride=2**40, padding=2**40), dict(stride=2, padding=2**31)],
+    "conv1d_backward": [dict(stride=2**63 - 1, padding=3), dict(stride=2**62 + 1, padding=2**62)],
+    "cnn1d_train_epoch": [dict(strides=(2**62 + 1,), paddings=(2**62,)), dict(strides=(1,), paddings=(2**60 - 1,)),
+                          dict(kernel_sizes=(2**31,), paddings=(2**31 - 1,)), dict(batch_size=2**40, step=2**40)],
+    "mlp_train_epoch": [dict(sizes=[4, 2**31, 2]), dict(sizes=[4, 2**40, 2**40, 2])],
+    "CNN1DClassifier": [dict(strides=(2**62 + 1,), paddings=(2**62,)), dict(strides=(1,), paddings=(2**60 - 1,)),
+                        dict(channels=(2**16,), kernel_sizes=(2**16,), paddings=(2**16 - 1,))],
+    "MLPClassifier": [dict(hidden_layer_sizes=(2**20, 2**20))],
+}
 # Values a Gram matrix may not be fuzzed with: its numeric behaviour at overflow is issue 14 parts 1 and 7.
 GRAM_NUMERIC_EDGES = {"1e308", "-1e308"}
 
@@ -180,6 +193,9 @@ def _cases(bases, group):
             else:
                 values = HOSTILE_INTS
             cases += [dict(group=group, name=name, arg=arg, value=value) for value in values]
+        cases += [dict(group=group, name=name, arg="+", value={k: list(v) if isinstance(v, tuple) else v
+                                                                for k, v in combo.items()})
+                  for combo in COMBINATIONS.get(name, [])]
     if group == "estimators":
         for name in bases:
             cases += [dict(group=group, name=name, arg="X", value=m) for m in ARRAY_MUTATIONS if m != "none"]
@@ -195,10 +211,11 @@ def all_cases(group):
     return _cases(estimator_bases(), group)
 
 
-# Overflow on finite input (x.y or scores beyond the float range, (gamma x.y + coef0) ** degree) is where the
-# backends of the Gram matrix and the perceptrons disagree today: issue 14 part 7 (the lead's) defines it. Those
-# cases must still give a clean error or a result, without a signal or hang, but are not compared with numpy.
-NUMERIC_EDGE_NAMES = {"gram", "kernel_perceptron_epoch", "perceptron_epoch", "Perceptron", "KernelPerceptron"}
+# Overflow on finite input (x.y beyond the float range, (gamma x.y + coef0) ** degree, a Gram matrix of 1e308
+# entries that kernel_perceptron_epoch does not scan) is where the backends of the Gram matrix and the kernel
+# perceptron may disagree: issue 14 part 7 (the lead's) defines it. Those cases must still give a clean error or
+# a result, without a signal or hang, but are not compared with numpy. (perceptron_epoch now refuses such data.)
+NUMERIC_EDGE_NAMES = {"gram", "kernel_perceptron_epoch", "KernelPerceptron"}
 NUMERIC_EDGE_ARGS = {"gamma", "coef0", "degree"}
 
 
@@ -235,6 +252,8 @@ def _kernel_call(case, backend):
     arg, value = case["arg"], case["value"]
     if arg == "*":
         kwargs = _as_float32(kwargs)
+    elif arg == "+":
+        kwargs.update(value)
     elif arg is not None:
         kind = kinds[arg]
         if kind == "array":
@@ -265,7 +284,9 @@ def _estimator_call(case, backend):
     params = dict(params, backend=backend)
     X, y = _estimator_data()
     arg, value = case["arg"], case["value"]
-    if arg == "X":
+    if arg == "+":
+        params.update({k: tuple(v) if isinstance(v, list) else v for k, v in value.items()})
+    elif arg == "X":
         X = mutate_array(X, value)
     elif arg == "y":
         y = mutate_array(y, value)
