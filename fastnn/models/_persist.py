@@ -62,11 +62,7 @@ def read(path, format_name, keys, what):
             arrays = {key: _read_member(archive, members, key) for key in keys}
     except _WrongFormat as exc:
         raise ValueError(str(exc)) from None
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile, RuntimeError,
-            NotImplementedError, TypeError, MemoryError) as exc:
-        # RuntimeError: encrypted members; NotImplementedError: unknown compression; zlib.error is an Exception
-        raise ValueError(f"{path} is not a saved {what} ({type(exc).__name__}: {exc})") from None
-    except Exception as exc:  # zlib.error and other decoder failures of a corrupted member
+    except Exception as exc:  # BadZipFile, EOFError, KeyError, zlib.error, OSError...: all mean "not a model file"
         raise ValueError(f"{path} is not a saved {what} ({type(exc).__name__}: {exc})") from None
     try:
         config = json.loads(str(config_text))
