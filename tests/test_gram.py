@@ -125,3 +125,12 @@ def test_poly_degree_zero_is_one_and_overflow_is_infinite_on_every_backend(backe
     expected = fastnn.gram(X, kernel="poly", degree=61, gamma=1.0, coef0=0.0, backend="numpy")
     assert np.isinf(expected).any() and np.isfinite(expected).any()
     np.testing.assert_allclose(K, expected, rtol=1e-4)  # the same infinities, finite values to rounding
+
+
+@pytest.mark.parametrize("gamma", [1e30, 1e300])
+@pytest.mark.parametrize("with_y", [False, True])
+def test_rbf_at_huge_gamma_is_one_on_duplicates_and_zero_elsewhere(gamma, with_y, backend, dtype):
+    """The reference's float32 RBF used to have a NaN diagonal here (inf * 0 in the argument)."""
+    X = np.random.default_rng(7).random((6, 3)).astype(dtype)
+    K = fastnn.gram(X, X.copy() if with_y else None, gamma=gamma, backend=backend)
+    np.testing.assert_array_equal(K, np.eye(6, dtype=dtype))
