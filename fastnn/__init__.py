@@ -20,6 +20,7 @@ from .losses import logistic_loss, softmax_cross_entropy
 from .training import mlp_train_epoch
 from .conv import conv1d_backward, conv1d_forward, maxpool1d_backward, maxpool1d_forward
 from .cnn_training import cnn1d_train_epoch
+from .inference import cnn1d_forward, mlp_forward
 
 __version__ = "0.1.0"
 
@@ -33,4 +34,5 @@ __all__ = [
     "softmax_cross_entropy", "logistic_loss",
     "gram", "perceptron_epoch", "kernel_perceptron_epoch", "mlp_train_epoch",
     "conv1d_forward", "conv1d_backward", "maxpool1d_forward", "maxpool1d_backward", "cnn1d_train_epoch",
+    "mlp_forward", "cnn1d_forward",
 ]

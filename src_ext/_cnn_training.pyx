@@ -7,7 +7,10 @@ im2col patch is a contiguous run; the linear head run as one more conv layer spa
 last activation). This module lays out the buffers, allocates everything once per call, packs
 params and state into the working layout, runs the epoch and unpacks.
 """
+import os
+
 from cython cimport floating
+from cython.parallel cimport prange
 from libc.stdint cimport int64_t
 from libc.stdlib cimport calloc, free, malloc
 
@@ -37,6 +40,10 @@ cdef extern from "cnn_epoch.h" nogil:
     void fastnn_cnn_unpack_f32(const fastnn_cnn_layer* g, const float* Wp, const float* bp, float* dst, float* bdst)
     void fastnn_cnn_unpack_f64(const fastnn_cnn_layer* g, const double* Wp, const double* bp, double* dst,
                                double* bdst)
+    void fastnn_cnn_infer_f32(const fastnn_cnn_net* net, const float* X, Py_ssize_t first, Py_ssize_t stop,
+                              Py_ssize_t chunk, const float* P, float* scratch, float* out)
+    void fastnn_cnn_infer_f64(const fastnn_cnn_net* net, const double* X, Py_ssize_t first, Py_ssize_t stop,
+                              Py_ssize_t chunk, const double* P, double* scratch, double* out)
     double fastnn_cnn_epoch_f32(const fastnn_cnn_net* net, const float* X, const int64_t* y, const int64_t* order,
                                 Py_ssize_t n_steps, Py_ssize_t batch_size, float* P, float* S0, float* S1, float* G,
                                 float* WT, float* scratch, int kind, const double* hyper, Py_ssize_t step,
@@ -256,3 +263,80 @@ def cnn1d_train_epoch(const floating[:, :, ::1] X, const int64_t[::1] y, const i
         free(work_block)
         free(scratch_block)
     return loss_sum, n_correct, n_batches
+
+
+# Inference: examples per chunk (a chunk's buffers stay in L2), and the fewest multiply-adds that make
+# a second thread worth starting.
+cdef Py_ssize_t FORWARD_CHUNK = 64
+cdef Py_ssize_t PARALLEL_MIN_WORK = 1 << 21
+
+
+cdef inline void cpu_infer(const fastnn_cnn_net* net, const floating* X, Py_ssize_t first, Py_ssize_t stop,
+                           const floating* P, floating* scratch, floating* out) noexcept nogil:
+    if floating is float:
+        fastnn_cnn_infer_f32(net, X, first, stop, FORWARD_CHUNK, P, scratch, out)
+    else:
+        fastnn_cnn_infer_f64(net, X, first, stop, FORWARD_CHUNK, P, scratch, out)
+
+
+def cnn1d_forward(const floating[:, :, ::1] X, const int64_t[:, ::1] conv, Py_ssize_t n_classes,
+                  const floating[::1] params, floating[:, ::1] out):
+    """out (N, n_classes) = the logits for X (N, C_in, L_in) (fastnn.backends.cnn_training_ref.cnn1d_forward).
+
+    The epoch's forward pass (fastnn_cnn_forward_batch) over chunks of FORWARD_CHUNK examples, the
+    weights packed once; large inputs split into one contiguous range of chunks per thread, each
+    with its own buffers.
+    """
+    cdef Py_ssize_t n_conv = conv.shape[0], N = X.shape[0], l, w, off = 0, work = 0
+    cdef Py_ssize_t L = lanes(<floating>0), align = 64 // sizeof(floating)
+    cdef Py_ssize_t n_chunks = (N + FORWARD_CHUNK - 1) // FORWARD_CHUNK, workers = 1
+    cdef Py_ssize_t totals[4]
+    cdef fastnn_cnn_net net
+    cdef fastnn_cnn_layer* layers = <fastnn_cnn_layer*>calloc(n_conv + 1, sizeof(fastnn_cnn_layer))
+    cdef Py_ssize_t* index = NULL
+    cdef void* work_block = NULL
+    cdef void* scratch_block = NULL
+    cdef floating* P
+    cdef floating* scratch
+    cdef const fastnn_cnn_layer* g
+    try:
+        if layers == NULL:
+            raise MemoryError()
+        plan(conv, n_classes, FORWARD_CHUNK, L, align, layers, totals)
+        for l in range(n_conv + 1):
+            work += N * layers[l].c_out * layers[l].depth * layers[l].l_out
+        if work >= PARALLEL_MIN_WORK:
+            workers = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
+                          n_chunks)
+        index = <Py_ssize_t*>malloc(max(1, totals[3]) * sizeof(Py_ssize_t))
+        work_block = calloc(totals[0] * sizeof(floating) + 64, 1)
+        scratch_block = calloc(workers * totals[2] * sizeof(floating) + 64, 1)  # padding zero, as the epoch's
+        if index == NULL or work_block == NULL or scratch_block == NULL:
+            raise MemoryError()
+        P = <floating*>aligned(work_block)
+        scratch = <floating*>aligned(scratch_block)
+        net.n_layers = n_conv + 1
+        net.c_in = conv[0, C_IN]
+        net.l_in = conv[0, L_IN]
+        net.pad0 = conv[0, PADDING]
+        net.n_classes = n_classes
+        net.layers = layers
+        net.index = index
+        with nogil:
+            fill_index(conv, FORWARD_CHUNK, layers, index)
+            for l in range(n_conv + 1):
+                g = &layers[l]
+                cpu_pack(g, &params[off], &params[off + g.c_out * g.depth], P, L)
+                off += g.c_out * g.depth + g.c_out
+            if workers == 1:
+                cpu_infer(&net, &X[0, 0, 0], 0, N, P, scratch, &out[0, 0])
+            else:
+                for w in prange(workers, num_threads=workers, schedule="static", chunksize=1):
+                    cpu_infer(&net, &X[0, 0, 0], (n_chunks * w // workers) * FORWARD_CHUNK,
+                              min(N, (n_chunks * (w + 1) // workers) * FORWARD_CHUNK), P, &scratch[w * totals[2]],
+                              &out[0, 0])
+    finally:
+        free(layers)
+        free(index)
+        free(work_block)
+        free(scratch_block)

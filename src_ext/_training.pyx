@@ -10,7 +10,10 @@ forward used) times the activation's derivative, then one pass over W_l that com
 by block and applies the optimizer to each block while it is in registers, so no gradient array is
 ever written. All scratch is allocated once per call.
 """
+import os
+
 from cython cimport floating
+from cython.parallel cimport prange
 from libc.math cimport isfinite, log, logf, pow, sqrt
 from libc.stdint cimport int64_t
 from libc.stdlib cimport calloc, free, malloc
@@ -214,6 +217,149 @@ cdef inline void* aligned(void* block) noexcept nogil:
     return <void*>((<size_t>block + 63) & ~(<size_t>63))
 
 
+cdef void plan(const int64_t* sizes, Py_ssize_t n_layers, Py_ssize_t rows_max, Py_ssize_t L, Py_ssize_t align,
+               Py_ssize_t* panels, Py_ssize_t* work_total, Py_ssize_t* level_total, Py_ssize_t* pad_max) noexcept nogil:
+    """The working layout of a dense network: per layer l, panels[l] (panels), padded = panels[1 + n + l]
+    (padded width), w_off = panels[2 (n + 1) + l] (W_l in the flat params), wp_off, bp_off (W_l, b_l in the
+    working copy) and out_off (the layer's output, rows_max x padded, in the levels buffer) likewise;
+    adds the working copy's and the levels' element counts and the widest padded width to the totals."""
+    cdef Py_ssize_t l, n_in, n_out, stride = n_layers + 1
+    cdef Py_ssize_t* padded = panels + stride
+    cdef Py_ssize_t* w_off = panels + 2 * stride
+    cdef Py_ssize_t* wp_off = panels + 3 * stride
+    cdef Py_ssize_t* bp_off = panels + 4 * stride
+    cdef Py_ssize_t* out_off = panels + 5 * stride
+    w_off[0] = 0
+    for l in range(n_layers):
+        n_in = sizes[l]
+        n_out = sizes[l + 1]
+        panels[l] = (n_out + L - 1) // L
+        padded[l] = panels[l] * L
+        w_off[l + 1] = w_off[l] + n_in * n_out + n_out
+        wp_off[l] = work_total[0]
+        work_total[0] += (n_in * padded[l] + align - 1) // align * align
+        bp_off[l] = work_total[0]
+        work_total[0] += (padded[l] + align - 1) // align * align
+        out_off[l] = level_total[0]
+        level_total[0] += (rows_max * padded[l] + align - 1) // align * align
+        pad_max[0] = max(pad_max[0], padded[l])
+
+
+cdef void forward_layers(Py_ssize_t n, const floating** rows, Py_ssize_t rows_max, const int64_t* sizes,
+                         Py_ssize_t n_layers, const floating* wp, const Py_ssize_t* panels, floating* lev,
+                         int activation) noexcept nogil:
+    """The forward pass of n rows: level l + 1 = act(level l @ W_l + b_l), the last level the logits.
+
+    rows: the row pointers of every layer's input, rows_max per layer (the first layer's set by the
+    caller, the others pointing into lev); wp: the working copy; panels: the layout from plan().
+    """
+    cdef Py_ssize_t l, stride = n_layers + 1
+    cdef const Py_ssize_t* padded = panels + stride
+    cdef const Py_ssize_t* wp_off = panels + 3 * stride
+    cdef const Py_ssize_t* bp_off = panels + 4 * stride
+    cdef const Py_ssize_t* out_off = panels + 5 * stride
+    for l in range(n_layers):
+        cpu_forward(n, &rows[l * rows_max], sizes[l], &wp[wp_off[l]], panels[l], &lev[out_off[l]])
+        cpu_bias_activation__nd(&lev[out_off[l]], padded[l], &wp[bp_off[l]], n, sizes[l + 1], activation,
+                                l < n_layers - 1)
+
+
+# Inference: rows per chunk (the forward kernels take blocks of 6 rows; a chunk's levels stay in L1/L2),
+# and the fewest multiply-adds that make a second thread worth starting.
+cdef Py_ssize_t FORWARD_CHUNK = 48
+cdef Py_ssize_t PARALLEL_MIN_WORK = 1 << 21
+
+
+cdef void forward_range(const floating* X, Py_ssize_t d_in, Py_ssize_t first, Py_ssize_t stop, const int64_t* sizes,
+                        Py_ssize_t n_layers, const floating* wp, const Py_ssize_t* panels, floating* lev,
+                        const floating** rows, int activation, floating* out) noexcept nogil:
+    """out[first:stop] = the logits of X[first:stop] (rows of d_in), FORWARD_CHUNK rows at a time, with
+    this worker's levels (lev) and row pointers (rows, FORWARD_CHUNK per layer, those of layers >= 1 set)."""
+    cdef Py_ssize_t start, n, i, j, n_classes = sizes[n_layers], stride = n_layers + 1
+    cdef Py_ssize_t ld = panels[stride + n_layers - 1]
+    cdef const floating* logits = &lev[panels[5 * stride + n_layers - 1]]
+    start = first
+    while start < stop:
+        n = min(FORWARD_CHUNK, stop - start)
+        for i in range(n):
+            rows[i] = &X[(start + i) * d_in]
+        forward_layers(n, rows, FORWARD_CHUNK, sizes, n_layers, wp, panels, lev, activation)
+        for i in range(n):
+            for j in range(n_classes):
+                out[(start + i) * n_classes + j] = logits[i * ld + j]
+        start += n
+
+
+def mlp_forward(const floating[:, ::1] X, const int64_t[::1] sizes, int activation, const floating[::1] params,
+                floating[:, ::1] out):
+    """out (N, sizes[-1]) = the logits of the dense network for X (fastnn.backends.training_ref.mlp_forward).
+
+    The epoch's forward pass (forward_layers) over chunks of FORWARD_CHUNK rows, read in place through
+    row pointers; the weights packed once into the working layout. Large inputs are split into one
+    contiguous range of chunks per thread, each with its own levels.
+    """
+    cdef Py_ssize_t n_layers = sizes.shape[0] - 1, N = X.shape[0], L = lanes(<floating>0)
+    cdef Py_ssize_t ALIGN = 64 // sizeof(floating)
+    cdef Py_ssize_t l, i, w, n_in, n_out, work_total = 0, level_total = 0, pad_max = 1, work = 0
+    cdef Py_ssize_t n_chunks = (N + FORWARD_CHUNK - 1) // FORWARD_CHUNK, workers = 1
+    cdef Py_ssize_t* panels = <Py_ssize_t*>malloc(6 * (n_layers + 1) * sizeof(Py_ssize_t))
+    cdef Py_ssize_t* w_off
+    cdef Py_ssize_t* wp_off
+    cdef Py_ssize_t* bp_off
+    cdef Py_ssize_t* out_off
+    cdef const floating** row_ptr = NULL
+    cdef void* work_block = NULL
+    cdef void* level_block = NULL
+    cdef floating* wp
+    cdef floating* levels
+    for l in range(n_layers):
+        work += N * sizes[l] * sizes[l + 1]
+    if work >= PARALLEL_MIN_WORK:
+        workers = max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
+                             n_chunks))
+    try:
+        if panels == NULL:
+            raise MemoryError()
+        plan(&sizes[0], n_layers, FORWARD_CHUNK, L, ALIGN, panels, &work_total, &level_total, &pad_max)
+        w_off = panels + 2 * (n_layers + 1)
+        wp_off = panels + 3 * (n_layers + 1)
+        bp_off = panels + 4 * (n_layers + 1)
+        out_off = panels + 5 * (n_layers + 1)
+        row_ptr = <const floating**>malloc(workers * n_layers * FORWARD_CHUNK * sizeof(floating*))
+        work_block = calloc(work_total * sizeof(floating) + 64, 1)
+        level_block = calloc(workers * level_total * sizeof(floating) + 64, 1)
+        if row_ptr == NULL or work_block == NULL or level_block == NULL:
+            raise MemoryError()
+        wp = <floating*>aligned(work_block)
+        levels = <floating*>aligned(level_block)
+        with nogil:
+            for l in range(n_layers):
+                n_in = sizes[l]
+                n_out = sizes[l + 1]
+                cpu_pack(&params[w_off[l]], n_in, n_out, &wp[wp_off[l]])
+                for i in range(n_out):
+                    wp[bp_off[l] + i] = params[w_off[l] + n_in * n_out + i]
+            for w in range(workers):
+                for l in range(1, n_layers):
+                    for i in range(FORWARD_CHUNK):
+                        row_ptr[(w * n_layers + l) * FORWARD_CHUNK + i] = \
+                            &levels[w * level_total + out_off[l - 1] + i * panels[n_layers + 1 + l - 1]]
+            if workers == 1:
+                forward_range(&X[0, 0], X.shape[1], 0, N, &sizes[0], n_layers, wp, panels, levels, row_ptr,
+                              activation, &out[0, 0])
+            else:
+                for w in prange(workers, num_threads=workers, schedule="static", chunksize=1):
+                    forward_range(&X[0, 0], X.shape[1], (n_chunks * w // workers) * FORWARD_CHUNK,
+                                  min(N, (n_chunks * (w + 1) // workers) * FORWARD_CHUNK), &sizes[0], n_layers,
+                                  wp, panels, &levels[w * level_total], &row_ptr[w * n_layers * FORWARD_CHUNK],
+                                  activation, &out[0, 0])
+    finally:
+        free(panels)
+        free(row_ptr)
+        free(work_block)
+        free(level_block)
+
+
 def mlp_train_epoch(const floating[:, ::1] X, const int64_t[::1] y, const int64_t[::1] order,
                     const int64_t[::1] sizes, int activation, Py_ssize_t batch_size, floating[::1] params,
                     int optimizer, floating[:, ::1] state, Py_ssize_t step, const double[::1] hyper):
@@ -262,20 +408,7 @@ def mlp_train_epoch(const floating[:, ::1] X, const int64_t[::1] y, const int64_
     try:
         if panels == NULL or row_ptr == NULL:
             raise MemoryError()
-        w_off[0] = 0
-        for l in range(n_layers):
-            n_in = sizes[l]
-            n_out = sizes[l + 1]
-            panels[l] = (n_out + L - 1) // L
-            padded[l] = panels[l] * L
-            w_off[l + 1] = w_off[l] + n_in * n_out + n_out
-            wp_off[l] = work_total
-            work_total += (n_in * padded[l] + ALIGN - 1) // ALIGN * ALIGN
-            bp_off[l] = work_total
-            work_total += (padded[l] + ALIGN - 1) // ALIGN * ALIGN
-            out_off[l] = level_total
-            level_total += (rows_max * padded[l] + ALIGN - 1) // ALIGN * ALIGN
-            pad_max = max(pad_max, padded[l])
+        plan(&sizes[0], n_layers, rows_max, L, ALIGN, panels, &work_total, &level_total, &pad_max)
         # Working copy: params, state row 0, state row 1 (Adam only).
         work_block = calloc((3 if adam else 2) * work_total * sizeof(floating) + 64, 1)
         # Scratch, zeroed once (padded columns of the deltas stay zero): 2 x levels, 2 x deltas, bias grad.
@@ -337,12 +470,7 @@ def mlp_train_epoch(const floating[:, ::1] X, const int64_t[::1] y, const int64_
                 dlt = deltas[cur]
                 for i in range(n):
                     rows_cur[i] = &X[order[start + i], 0]
-                # Forward: level l + 1 = act(level l @ W_l + b_l), the last one the logits.
-                for l in range(n_layers):
-                    cpu_forward(n, &rows_cur[l * rows_max], sizes[l], &wp[wp_off[l]], panels[l],
-                                &lev[out_off[l]])
-                    cpu_bias_activation__nd(&lev[out_off[l]], padded[l], &wp[bp_off[l]], n, sizes[l + 1],
-                                            activation, l < n_layers - 1)
+                forward_layers(n, rows_cur, rows_max, &sizes[0], n_layers, wp, panels, lev, activation)
                 correct_here = 0
                 batch_loss = cpu_softmax_ce__nc(&lev[out_off[n_layers - 1]], padded[n_layers - 1], &y[0],
                                                 &order[start], n, sizes[n_layers], &dlt[out_off[n_layers - 1]],

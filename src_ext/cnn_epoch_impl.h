@@ -348,6 +348,46 @@ static void FN(fastnn_cnn_transpose)(const fastnn_cnn_layer *g, const T *Wp, T *
     }
 }
 
+/* ---- the forward pass of a batch (the epoch's and inference's) ---------------------------------- */
+
+/* Examples rows[0 .. n) of X (rows NULL: first .. first + n) channels-last into the first buffer
+ * (inside its padding), then every layer's forward: the logits end in the head's output buffer. */
+static void FN(fastnn_cnn_forward_batch)(const fastnn_cnn_net *net, const T *X, const int64_t *rows, ptrdiff_t first,
+        ptrdiff_t n, const T *P, T *scratch) {
+    const fastnn_cnn_layer *layers = net->layers;
+    const ptrdiff_t ci = net->c_in, li = net->l_in;
+    T *h0 = scratch + layers[0].h_off + net->pad0 * ci;
+    ptrdiff_t i, t, c, l;
+    for (i = 0; i < n; ++i) {
+        const T *src = X + (rows ? rows[i] : first + i) * ci * li;
+        T *dst = h0 + i * layers[0].in_sample;
+        for (t = 0; t < li; ++t)
+            for (c = 0; c < ci; ++c) dst[t * ci + c] = src[c * li + t];
+    }
+    for (l = 0; l < net->n_layers; ++l) {
+        const fastnn_cnn_layer *g = &layers[l];
+        FN(fastnn_cnn_forward)(g, n * g->l_out, scratch + g->h_off, net->index + g->arow_off, P + g->w_off,
+                               P + g->b_off, scratch + g->out_off, net->index + g->orow_off);
+    }
+}
+
+/* Inference: out[first:stop] (row stride n_classes) = the logits of X[first:stop], chunk examples
+ * at a time (chunk: the rows_max the net was planned for), with this worker's scratch. */
+static void FN(fastnn_cnn_infer)(const fastnn_cnn_net *net, const T *X, ptrdiff_t first, ptrdiff_t stop,
+        ptrdiff_t chunk, const T *P, T *scratch, T *out) {
+    enum { L = LANES };
+    const fastnn_cnn_layer *head = &net->layers[net->n_layers - 1];
+    const T *logits = scratch + head->out_off;
+    const ptrdiff_t ld = head->panels * L, c = net->n_classes;
+    ptrdiff_t start, n, i, j;
+    for (start = first; start < stop; start += n) {
+        n = chunk < stop - start ? chunk : stop - start;
+        FN(fastnn_cnn_forward_batch)(net, X, NULL, start, n, P, scratch);
+        for (i = 0; i < n; ++i)
+            for (j = 0; j < c; ++j) out[(start + i) * c + j] = logits[i * ld + j];
+    }
+}
+
 /* ---- the epoch --------------------------------------------------------------------------------- */
 
 /* One epoch over X[order] (X (N, c_in, l_in) C order) in batches; P, S0, S1 in the working layout
@@ -362,7 +402,7 @@ static double FN(fastnn_cnn_epoch)(const fastnn_cnn_net *net, const T *X, const 
     const ptrdiff_t *index = net->index;
     const int decay = hyper[5] != 0;
     double coef[FASTNN_N_COEF], loss_sum = 0;
-    ptrdiff_t start = 0, n, i, l, t, c;
+    ptrdiff_t start = 0, n, l;
     T batch_loss;
     COEF k;
     coef[FASTNN_C_LR] = hyper[0];
@@ -381,21 +421,7 @@ static double FN(fastnn_cnn_epoch)(const fastnn_cnn_net *net, const T *X, const 
         const int64_t *rows = order + start;
         ptrdiff_t correct_here = 0;
         n = batch_size < n_steps - start ? batch_size : n_steps - start;
-        {   /* gather the batch channels-last into the first buffer (inside its padding) */
-            const ptrdiff_t ci = net->c_in, li = net->l_in;
-            T *h0 = scratch + layers[0].h_off + net->pad0 * ci;
-            for (i = 0; i < n; ++i) {
-                const T *src = X + rows[i] * ci * li;
-                T *dst = h0 + i * layers[0].in_sample;
-                for (t = 0; t < li; ++t)
-                    for (c = 0; c < ci; ++c) dst[t * ci + c] = src[c * li + t];
-            }
-        }
-        for (l = 0; l < net->n_layers; ++l) {
-            const fastnn_cnn_layer *g = &layers[l];
-            FN(fastnn_cnn_forward)(g, n * g->l_out, scratch + g->h_off, index + g->arow_off, P + g->w_off,
-                                   P + g->b_off, scratch + g->out_off, index + g->orow_off);
-        }
+        FN(fastnn_cnn_forward_batch)(net, X, rows, 0, n, P, scratch);
         batch_loss = FN(fastnn_cnn_softmax_ce)(scratch + head->out_off, head->panels * L, y, rows, n, net->n_classes,
                                                scratch + head->dz_off, &correct_here);
         loss_sum += (double)batch_loss;

@@ -25,6 +25,8 @@ KERNELS = (
     "maxpool1d_forward",
     "maxpool1d_backward",
     "cnn1d_train_epoch",
+    "mlp_forward",
+    "cnn1d_forward",
 )
 
 BACKEND_MODULES = {

@@ -19,7 +19,7 @@ Per batch of n rows:
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from .conv_numba import forward_product, im2col, input_grads, output_length, weight_grads
 from .training_numba import (
@@ -41,6 +41,7 @@ from .training_numba import (
     _forward_layer,
     _softmax_rows,
     optimizer_constants,
+    parallel_workers,
 )
 
 C_IN, L_IN, C_OUT, KERNEL, STRIDE, PADDING = range(6)
@@ -111,6 +112,121 @@ def _head_backward(feats, W, d, n, h, dW, db, dh, one, zero):
                 dh[c, i, t] = s * (one if h[c, i, t] > zero else zero)
 
 
+@njit(cache=True, nogil=True)
+def _geometry(conv, n_classes):
+    """(l_out, w_at, b_at): every conv layer's output length; where each layer's weights and biases
+    start in the flat vector (index n_conv: the head's)."""
+    n_conv = conv.shape[0]
+    l_out = np.empty(n_conv, np.int64)
+    w_at = np.empty(n_conv + 1, np.int64)
+    b_at = np.empty(n_conv + 1, np.int64)
+    start = 0
+    for l in range(n_conv):
+        l_out[l] = output_length(conv[l, L_IN], conv[l, KERNEL], conv[l, STRIDE], conv[l, PADDING])
+        w_at[l] = start
+        b_at[l] = start + conv[l, C_OUT] * conv[l, C_IN] * conv[l, KERNEL]
+        start = b_at[l] + conv[l, C_OUT]
+    w_at[n_conv] = start
+    b_at[n_conv] = start + conv[n_conv - 1, C_OUT] * l_out[n_conv - 1] * n_classes
+    return l_out, w_at, b_at
+
+
+@njit(cache=True, nogil=True)
+def _param_views(params, conv, n_classes, l_out, w_at, b_at):
+    """(Ws, bs, W_head, b_head): views into the flat vector, w_l as (C_out, C_in K), W_head (features, classes)."""
+    n_conv = conv.shape[0]
+    Ws = [params[w_at[l]:b_at[l]].reshape((conv[l, C_OUT], conv[l, C_IN] * conv[l, KERNEL])) for l in range(n_conv)]
+    bs = [params[b_at[l]:b_at[l] + conv[l, C_OUT]] for l in range(n_conv)]
+    W_head = params[w_at[n_conv]:b_at[n_conv]].reshape((-1, n_classes))
+    b_head = params[b_at[n_conv]:b_at[n_conv] + n_classes]
+    return Ws, bs, W_head, b_head
+
+
+@njit(cache=True, nogil=True)
+def _forward_scratch(conv, n_classes, l_out, B, dtype):
+    """(H, cols, feats, logits): the forward pass's buffers for up to B examples (see cnn1d_train_epoch)."""
+    n_conv = conv.shape[0]
+    features = conv[n_conv - 1, C_OUT] * l_out[n_conv - 1]
+    H = [np.empty(conv[l, C_IN] * B * conv[l, L_IN], dtype) for l in range(n_conv)]
+    H.append(np.empty(features * B, dtype))
+    cols = [np.empty(conv[l, C_IN] * conv[l, KERNEL] * B * l_out[l], dtype) for l in range(n_conv)]
+    return H, cols, np.empty((B, features), dtype), np.empty((B, n_classes), dtype)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _forward_batch(X, order, s, n, conv, l_out, H, cols, feats, logits, Ws, bs, W_head, b_head, zero):
+    """The forward pass of examples X[order[s:s + n]]: the activations into H (C, n, L) layout, the
+    im2col columns into cols, the flattened last activation into feats[:n], the logits into logits[:n]."""
+    n_conv = conv.shape[0]
+    h = H[0][:conv[0, C_IN] * n * conv[0, L_IN]].reshape((conv[0, C_IN], n, conv[0, L_IN]))
+    _gather_input(X, order, s, n, h)
+    for l in range(n_conv):
+        k = conv[l, KERNEL]
+        m = n * l_out[l]
+        h = H[l][:conv[l, C_IN] * n * conv[l, L_IN]].reshape((conv[l, C_IN], n, conv[l, L_IN]))
+        cl = cols[l][:conv[l, C_IN] * k * m].reshape((conv[l, C_IN] * k, m))
+        im2col(h, 0, n, k, conv[l, STRIDE], conv[l, PADDING], cl)
+        z = H[l + 1][:conv[l, C_OUT] * m]
+        forward_product(Ws[l], bs[l], cl, l_out[l], z.reshape((conv[l, C_OUT], m)))
+        _relu(z, zero)
+    last_c = conv[n_conv - 1, C_OUT]
+    last_l = l_out[n_conv - 1]
+    _flatten(H[n_conv][:last_c * last_l * n].reshape((last_c, n, last_l)), feats)
+    _forward_layer(feats, W_head, b_head, n, logits)
+
+
+# Inference: examples per chunk (their activations and im2col columns stay in L2).
+FORWARD_CHUNK = 64
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _cnn_forward_rows(X, conv, n_classes, params, out, first, stop, chunk):
+    """out[first:stop] = the logits of X[first:stop], chunk examples at a time (scratch of its own)."""
+    order = np.arange(first, stop)
+    l_out, w_at, b_at = _geometry(conv, n_classes)
+    Ws, bs, W_head, b_head = _param_views(params, conv, n_classes, l_out, w_at, b_at)
+    H, cols, feats, logits = _forward_scratch(conv, n_classes, l_out, chunk, params.dtype)
+    zero = np.zeros(1, params.dtype)[0]
+    for s in range(first, stop, chunk):
+        n = min(chunk, stop - s)
+        _forward_batch(X, order, s - first, n, conv, l_out, H, cols, feats, logits, Ws, bs, W_head, b_head, zero)
+        for i in range(n):
+            for j in range(n_classes):
+                out[s + i, j] = logits[i, j]
+
+
+@njit(cache=True, nogil=True)
+def multiply_adds(conv, n_classes):
+    """Multiply-adds of one example's forward pass: each conv layer's weights times its output length, the head's."""
+    l_out, w_at, b_at = _geometry(conv, n_classes)
+    n_conv = conv.shape[0]
+    work = b_at[n_conv] - w_at[n_conv]
+    for l in range(n_conv):
+        work += (b_at[l] - w_at[l]) * l_out[l]
+    return work
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _cnn_forward_parallel(X, conv, n_classes, params, out, workers, chunk):
+    """Chunks of `chunk` examples, one contiguous range of them per worker (in parallel)."""
+    n = X.shape[0]
+    n_chunks = (n + chunk - 1) // chunk
+    for w in prange(workers):
+        first = (n_chunks * w // workers) * chunk
+        stop = min(n, (n_chunks * (w + 1) // workers) * chunk)
+        _cnn_forward_rows(X, conv, n_classes, params, out, first, stop, chunk)
+
+
+def cnn1d_forward(X, conv, n_classes, params, out):
+    """out (N, n_classes) = the logits for X (N, C_in, L_in) (cnn_training_ref.cnn1d_forward): the
+    epoch's _forward_batch over chunks of FORWARD_CHUNK examples, on every thread for large inputs."""
+    workers = parallel_workers(X.shape[0] * multiply_adds(conv, n_classes), -(-X.shape[0] // FORWARD_CHUNK))
+    if workers == 1:
+        _cnn_forward_rows(X, conv, n_classes, params, out, 0, X.shape[0], FORWARD_CHUNK)
+    else:
+        _cnn_forward_parallel(X, conv, n_classes, params, out, workers, FORWARD_CHUNK)
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def cnn1d_train_epoch(X, y, order, conv, n_classes, batch_size, params, optimizer, state, step, hyper):
     """One epoch (see fastnn.backends.cnn_training_ref.cnn1d_train_epoch); params and state updated in place.
@@ -123,45 +239,24 @@ def cnn1d_train_epoch(X, y, order, conv, n_classes, batch_size, params, optimize
     n_order = order.shape[0]
     B = min(batch_size, n_order)
     dtype = params.dtype
-    # geometry and where each layer's weights and biases start in the flat vector
-    l_out = np.empty(n_conv, np.int64)
-    w_at = np.empty(n_conv + 1, np.int64)
-    b_at = np.empty(n_conv + 1, np.int64)
-    start = 0
-    for l in range(n_conv):
-        l_out[l] = output_length(conv[l, L_IN], conv[l, KERNEL], conv[l, STRIDE], conv[l, PADDING])
-        w_at[l] = start
-        b_at[l] = start + conv[l, C_OUT] * conv[l, C_IN] * conv[l, KERNEL]
-        start = b_at[l] + conv[l, C_OUT]
+    l_out, w_at, b_at = _geometry(conv, n_classes)
+    n_params = b_at[n_conv] + n_classes
     last_c = conv[n_conv - 1, C_OUT]
     last_l = l_out[n_conv - 1]
     features = last_c * last_l
-    w_at[n_conv] = start
-    b_at[n_conv] = start + features * n_classes
-    n_params = b_at[n_conv] + n_classes
 
     grads = np.empty(n_params, dtype)
-    Ws = [params[w_at[l]:b_at[l]].reshape((conv[l, C_OUT], conv[l, C_IN] * conv[l, KERNEL])) for l in range(n_conv)]
-    bs = [params[b_at[l]:b_at[l] + conv[l, C_OUT]] for l in range(n_conv)]
-    dWs = [grads[w_at[l]:b_at[l]].reshape((conv[l, C_OUT], conv[l, C_IN] * conv[l, KERNEL])) for l in range(n_conv)]
-    dbs = [grads[b_at[l]:b_at[l] + conv[l, C_OUT]] for l in range(n_conv)]
-    W_head = params[w_at[n_conv]:b_at[n_conv]].reshape((features, n_classes))
-    b_head = params[b_at[n_conv]:n_params]
-    dW_head = grads[w_at[n_conv]:b_at[n_conv]].reshape((features, n_classes))
-    db_head = grads[b_at[n_conv]:n_params]
+    Ws, bs, W_head, b_head = _param_views(params, conv, n_classes, l_out, w_at, b_at)
+    dWs, dbs, dW_head, db_head = _param_views(grads, conv, n_classes, l_out, w_at, b_at)
 
     # scratch, flat, viewed per batch: activations H[l] (C, n, L) (H[0] the input, H[l + 1] layer l's
     # ReLU output), im2col columns, gradients dZ[l] of layer l's output (C_out, n L_out)
-    H = [np.empty(conv[l, C_IN] * B * conv[l, L_IN], dtype) for l in range(n_conv)]
-    H.append(np.empty(features * B, dtype))
-    cols = [np.empty(conv[l, C_IN] * conv[l, KERNEL] * B * l_out[l], dtype) for l in range(n_conv)]
+    H, cols, feats, logits = _forward_scratch(conv, n_classes, l_out, B, dtype)
     dZ = [np.empty(conv[l, C_OUT] * B * l_out[l], dtype) for l in range(n_conv)]
     longest = 1
     for l in range(n_conv):
         longest = max(longest, B * l_out[l])
     rows = np.empty((2, longest), dtype)
-    feats = np.empty((B, features), dtype)
-    logits = np.empty((B, n_classes), dtype)
     dlogits = np.empty((B, n_classes), dtype)
     row_loss = np.empty(B, dtype)
     g = np.empty(n_params, dtype)
@@ -184,20 +279,8 @@ def cnn1d_train_epoch(X, y, order, conv, n_classes, batch_size, params, optimize
     s = 0
     while s < n_order:
         n = min(B, n_order - s)
-        h = H[0][:conv[0, C_IN] * n * conv[0, L_IN]].reshape((conv[0, C_IN], n, conv[0, L_IN]))
-        _gather_input(X, order, s, n, h)
-        for l in range(n_conv):
-            k = conv[l, KERNEL]
-            m = n * l_out[l]
-            h = H[l][:conv[l, C_IN] * n * conv[l, L_IN]].reshape((conv[l, C_IN], n, conv[l, L_IN]))
-            cl = cols[l][:conv[l, C_IN] * k * m].reshape((conv[l, C_IN] * k, m))
-            im2col(h, 0, n, k, conv[l, STRIDE], conv[l, PADDING], cl)
-            z = H[l + 1][:conv[l, C_OUT] * m]
-            forward_product(Ws[l], bs[l], cl, l_out[l], z.reshape((conv[l, C_OUT], m)))
-            _relu(z, zero)
+        _forward_batch(X, order, s, n, conv, l_out, H, cols, feats, logits, Ws, bs, W_head, b_head, zero)
         h_last = H[n_conv][:features * n].reshape((last_c, n, last_l))
-        _flatten(h_last, feats)
-        _forward_layer(feats, W_head, b_head, n, logits)
         c[C_N] = n
         batch_correct = _softmax_rows(logits, y, order, s, n, dlogits, c, row_loss)
         batch_loss = row_loss[0]

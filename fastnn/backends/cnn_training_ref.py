@@ -52,6 +52,41 @@ def parameter_views(params, conv, n_classes):
     return views
 
 
+def forward_batch(x, conv, layers):
+    """(activations, logits) for the examples x (n, C_in, L_in): activations = [x, relu(conv_0), ...]
+    (the input of every conv layer, then the last ReLU output), logits (n, n_classes) from the head.
+
+    conv: geometry rows as tuples of ints; layers: parameter_views. The forward pass of the epoch and
+    of inference.
+    """
+    n = x.shape[0]
+    activations = [x]
+    for row, (w, b) in zip(conv, layers):
+        h = activations[-1]
+        z = np.empty((n, row[C_OUT], output_length(h.shape[2], row[KERNEL], row[STRIDE], row[PADDING])),
+                     dtype=h.dtype)
+        conv1d_forward(h, w, b, row[STRIDE], row[PADDING], z)
+        activations.append(np.maximum(z, 0))
+    W, b = layers[-1]
+    return activations, activations[-1].reshape(n, -1) @ W + b
+
+
+# Examples per chunk of the inference forward (bounds the activations' memory; results do not depend on it).
+FORWARD_CHUNK = 1024
+
+
+def cnn1d_forward(X, conv, n_classes, params, out):
+    """out = the logits of the network for every example of X: forward_batch chunk by chunk.
+
+    X (N, C_in, L_in) float32/float64; conv (n_conv, 6) int64 (module docstring); params (P,) of X's
+    dtype; out (N, n_classes) of X's dtype, filled.
+    """
+    conv = [tuple(int(v) for v in row) for row in conv]
+    layers = parameter_views(params, conv, n_classes)
+    for start in range(0, X.shape[0], FORWARD_CHUNK):
+        out[start:start + FORWARD_CHUNK] = forward_batch(X[start:start + FORWARD_CHUNK], conv, layers)[1]
+
+
 def cnn1d_train_epoch(X, y, order, conv, n_classes, batch_size, params, optimizer, state, step, hyper):
     """One epoch over X[order] in mini-batches: forward, softmax cross-entropy, backward, L2, update.
 
@@ -71,16 +106,10 @@ def cnn1d_train_epoch(X, y, order, conv, n_classes, batch_size, params, optimize
         rows = order[start:start + batch_size]
         n = len(rows)
         labels = y[rows]
-        activations = [X[rows]]  # the input of every conv layer, then the last ReLU output
-        for row, (w, b) in zip(conv, layers):
-            h = activations[-1]
-            z = np.empty((n, row[C_OUT], output_length(h.shape[2], row[KERNEL], row[STRIDE], row[PADDING])),
-                         dtype=h.dtype)
-            conv1d_forward(h, w, b, row[STRIDE], row[PADDING], z)
-            activations.append(np.maximum(z, 0))
+        activations, logits = forward_batch(X[rows], conv, layers)
         features = activations[-1].reshape(n, -1)
         W, b = layers[-1]
-        batch_loss, batch_correct, d = softmax_cross_entropy_batch(features @ W + b, labels)
+        batch_loss, batch_correct, d = softmax_cross_entropy_batch(logits, labels)
         loss_sum += batch_loss
         if not math.isfinite(batch_loss):
             break

@@ -55,6 +55,8 @@ def load_build(name):
         maxpool1d_forward=conv.maxpool1d_forward,
         maxpool1d_backward=conv.maxpool1d_backward,
         cnn1d_train_epoch=cnn_training.cnn1d_train_epoch,
+        mlp_forward=training.mlp_forward,
+        cnn1d_forward=cnn_training.cnn1d_forward,
     )
 
 

@@ -10,9 +10,9 @@ from numba import njit, prange
 from .. import _threads
 from ._compiled import make_gram_kernel, make_linear_kernels, masked_gradient
 from .perceptron_numba import kernel_perceptron_epoch, perceptron_epoch  # noqa: F401  (Algorithms 1 and 2)
-from .training_numba import mlp_train_epoch  # noqa: F401
+from .training_numba import mlp_forward, mlp_train_epoch  # noqa: F401
 from .conv_numba import conv1d_backward, conv1d_forward, maxpool1d_backward, maxpool1d_forward  # noqa: F401
-from .cnn_training_numba import cnn1d_train_epoch  # noqa: F401
+from .cnn_training_numba import cnn1d_forward, cnn1d_train_epoch  # noqa: F401
 
 # Below this many elements a parallel region costs more than it saves (thread wake-up is ~10 us).
 PARALLEL_MIN_ELEMENTS = 1 << 17

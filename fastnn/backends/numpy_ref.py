@@ -8,9 +8,9 @@ import numpy as np
 from .rbf_numerics import centered_float64, expansion_error_per_norm, needs_direct_distance
 
 from .perceptron_ref import kernel_perceptron_epoch, perceptron_epoch  # noqa: F401  (Algorithms 1 and 2)
-from .training_ref import mlp_train_epoch  # noqa: F401  (a dense network's training epoch)
+from .training_ref import mlp_forward, mlp_train_epoch  # noqa: F401  (a dense network: inference, training epoch)
 from .conv_ref import conv1d_backward, conv1d_forward, maxpool1d_backward, maxpool1d_forward  # noqa: F401
-from .cnn_training_ref import cnn1d_train_epoch  # noqa: F401  (a small 1-D CNN's training epoch)
+from .cnn_training_ref import cnn1d_forward, cnn1d_train_epoch  # noqa: F401  (a small 1-D CNN: inference, epoch)
 
 
 def unpack_mask(mask, width):

@@ -27,7 +27,7 @@ counting there, even when the function is inlined, so the innermost loops are wr
 import math
 
 import numpy as np
-from numba import njit
+from numba import get_num_threads, njit, prange
 
 # Reassociation (vectorized sums) and FMA contraction only: NaN and inf keep their meaning, which the
 # divergence check (a non-finite batch loss) depends on. error_model="numpy": a float division by
@@ -350,6 +350,98 @@ def _backward_layer(W, S0, S1, h, d, n, mode, c, g):
                                    + a4 * d[r + 4, j])
 
 
+@njit(cache=True, nogil=True, fastmath=SMALL_MATH, error_model="numpy")
+def _forward_layers(x, Hs, base, Ws, bs, n, activation, one):
+    """The forward pass of n rows: Hs[base + l + 1][:n] = act(h_l[:n] @ Ws[l] + bs[l]) with h_0 = x and
+    h_l = Hs[base + l] (activated in place when layer l reads it), the last (no activation) the logits."""
+    _forward_layer(x, Ws[0], bs[0], n, Hs[base + 1])
+    for l in range(1, len(Ws)):
+        _activate(Hs[base + l], n, activation, one)
+        _forward_layer(Hs[base + l], Ws[l], bs[l], n, Hs[base + l + 1])
+
+
+@njit(cache=True, nogil=True)
+def layer_views(params, sizes):
+    """([W_0, ...], [b_0, ...]): views into the flat params, W_l (sizes[l], sizes[l+1])."""
+    n_layers = sizes.shape[0] - 1
+    Ws = []
+    bs = []
+    start = 0
+    for l in range(n_layers):
+        d_in, d_out = sizes[l], sizes[l + 1]
+        Ws.append(params[start:start + d_in * d_out].reshape((d_in, d_out)))
+        bs.append(params[start + d_in * d_out:start + (d_in + 1) * d_out])
+        start += (d_in + 1) * d_out
+    return Ws, bs
+
+
+# Inference: rows per chunk such that a chunk's widest activation stays within this many bytes (in L1),
+# and the fewest multiply-adds (rows x weights) that make a second thread worth starting.
+FORWARD_CHUNK_BYTES = 16384
+PARALLEL_MIN_WORK = 1 << 21
+
+
+@njit(cache=True, nogil=True)
+def forward_chunk_rows(sizes, itemsize):
+    """Rows per inference chunk: the widest layer output of a chunk in FORWARD_CHUNK_BYTES, 4 to 256 rows."""
+    widest = 1
+    for l in range(1, sizes.shape[0]):
+        widest = max(widest, sizes[l])
+    return max(4, min(256, FORWARD_CHUNK_BYTES // (widest * itemsize)))
+
+
+@njit(cache=True, nogil=True, fastmath=SMALL_MATH, error_model="numpy")
+def _mlp_forward_rows(X, sizes, activation, params, out, first, stop, chunk):
+    """out[first:stop] = the logits of X[first:stop], chunk rows at a time (scratch of its own)."""
+    n_layers = sizes.shape[0] - 1
+    Ws, bs = layer_views(params, sizes)
+    one = np.ones(1, params.dtype)[0]
+    Hs = [np.empty((chunk, sizes[l]), params.dtype) for l in range(n_layers + 1)]
+    n_classes = sizes[n_layers]
+    logits = Hs[n_layers]
+    for s in range(first, stop, chunk):
+        n = min(chunk, stop - s)
+        _forward_layers(X[s:s + n], Hs, 0, Ws, bs, n, activation, one)
+        for i in range(n):
+            for j in range(n_classes):
+                out[s + i, j] = logits[i, j]
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _mlp_forward_parallel(X, sizes, activation, params, out, workers, chunk):
+    """Chunks of `chunk` rows, one contiguous range of them per worker (in parallel)."""
+    n = X.shape[0]
+    n_chunks = (n + chunk - 1) // chunk
+    for w in prange(workers):
+        first = (n_chunks * w // workers) * chunk
+        stop = min(n, (n_chunks * (w + 1) // workers) * chunk)
+        _mlp_forward_rows(X, sizes, activation, params, out, first, stop, chunk)
+
+
+def parallel_workers(multiply_adds, n_chunks):
+    """Threads for an inference of this many multiply-adds in n_chunks chunks: 1 below PARALLEL_MIN_WORK.
+
+    (Asked in Python: Numba will not cache a function that calls get_num_threads.)
+    """
+    return min(get_num_threads(), n_chunks) if multiply_adds >= PARALLEL_MIN_WORK else 1
+
+
+def mlp_forward(X, sizes, activation, params, out):
+    """out (N, sizes[-1]) = the logits of the dense network for X (N, sizes[0]) (training_ref.mlp_forward).
+
+    Chunks of forward_chunk_rows rows run _forward_layers, the epoch's forward pass; large inputs are
+    split into one contiguous range of chunks per thread.
+    """
+    n = X.shape[0]
+    chunk = int(forward_chunk_rows(sizes, X.itemsize))
+    work = n * int(np.dot(sizes[:-1], sizes[1:]))
+    workers = parallel_workers(work, -(-n // chunk))
+    if workers == 1:
+        _mlp_forward_rows(X, sizes, activation, params, out, 0, n, chunk)
+    else:
+        _mlp_forward_parallel(X, sizes, activation, params, out, workers, chunk)
+
+
 @njit(cache=True, nogil=True)
 def optimizer_constants(hyper, params):
     """The (N_CONSTANTS,) array of hyper (float64) numbers the update loops use, in the dtype of params."""
@@ -437,10 +529,7 @@ def mlp_train_epoch(X, y, order, sizes, activation, batch_size, params, optimize
             for t in range(n_layers):
                 Ds[d_base + t][n:B] = 0.0
         _gather_rows(X, order, s, n, Hs[h_base])
-        for l in range(n_layers):
-            if l > 0:
-                _activate(Hs[h_base + l], n, activation, c[C_ONE])
-            _forward_layer(Hs[h_base + l], Ws[l], bs[l], n, Hs[h_base + l + 1])
+        _forward_layers(Hs[h_base], Hs, h_base, Ws, bs, n, activation, c[C_ONE])
         c[C_N] = n
         batch_correct = _softmax_rows(Hs[h_base + n_layers], y, order, s, n, Ds[d_base + n_layers - 1], c,
                                       row_loss)

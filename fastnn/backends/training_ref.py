@@ -120,6 +120,34 @@ def _activation_grad(d, h, activation):
     return d * (h * (1 - h))
 
 
+def forward_batch(x, layers, activation):
+    """[h_0 = x, h_1, ..., h_L]: every layer's output for the rows x (n, sizes[0]), h_L the logits.
+
+    layers: [(W_l, b_l), ...] as layer_views gives them. The forward pass of the epoch and of inference.
+    """
+    outputs = [x]
+    for l, (W, b) in enumerate(layers):
+        z = outputs[-1] @ W + b
+        outputs.append(z if l == len(layers) - 1 else _activate(z, activation))
+    return outputs
+
+
+# Rows per chunk of the inference forward: bounds the memory of the activations (the compiled backends
+# choose their own chunks; the result does not depend on them).
+FORWARD_CHUNK = 1024
+
+
+def mlp_forward(X, sizes, activation, params, out):
+    """out = the logits of the dense network for every row of X: forward_batch chunk by chunk.
+
+    X (N, sizes[0]) float32/float64; sizes (L+1,) int64; activation RELU or SIGMOID; params (P,) of X's
+    dtype (layout of layer_views); out (N, sizes[-1]) of X's dtype, filled.
+    """
+    layers = layer_views(params, [int(d) for d in sizes])
+    for start in range(0, X.shape[0], FORWARD_CHUNK):
+        out[start:start + FORWARD_CHUNK] = forward_batch(X[start:start + FORWARD_CHUNK], layers, activation)[-1]
+
+
 def mlp_train_epoch(X, y, order, sizes, activation, batch_size, params, optimizer, state, step, hyper):
     """One epoch over X[order] in mini-batches of batch_size: forward, loss, backward, update.
 
@@ -139,10 +167,7 @@ def mlp_train_epoch(X, y, order, sizes, activation, batch_size, params, optimize
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]
         labels = y[rows]
-        outputs = [X[rows]]
-        for l, (W, b) in enumerate(layers):
-            z = outputs[-1] @ W + b
-            outputs.append(z if l == len(layers) - 1 else _activate(z, activation))
+        outputs = forward_batch(X[rows], layers, activation)
         batch_loss, batch_correct, d = softmax_cross_entropy_batch(outputs[-1], labels)
         loss_sum += batch_loss
         if not math.isfinite(batch_loss):
