@@ -19,6 +19,7 @@ import numpy as np
 from .. import _threads
 from .. import _validation as v
 from .._config import resolve
+from ..inference import conv_logits, dense_logits
 
 INITIALIZERS = ("normal", "he", "glorot", "pytorch")
 
@@ -411,7 +412,32 @@ class Sequential:
                 i -= 1
 
     def predict_logits(self, X, *, chunk_rows=4096):
-        """forward(X) in chunks of rows, so memory for activations stays bounded."""
+        """Logits (N, n_outputs) for X (N, *input_shape), keeping nothing for backward.
+
+        A dense stack (dense_spec) or a conv stack (fastnn.nn.conv_layers.conv_stack_spec) runs as one
+        compiled call of its backend (fastnn.mlp_forward, fastnn.cnn1d_forward: every layer over
+        cache-sized chunks of rows, no Python between layers); other models run layer_logits.
+        X is not scanned for NaN or infinity (they propagate, as in forward).
+        """
+        X = self.check_input(X)
+        logits = self.compiled_logits(X)
+        return logits if logits is not None else self.layer_logits(X, chunk_rows=chunk_rows)
+
+    def compiled_logits(self, X):
+        """The logits of X (already checked by check_input) in one compiled call, or None when this model
+        is not a stack the compiled inference supports."""
+        from .conv_layers import conv_stack_spec
+
+        dense = self.dense_spec()
+        if dense is not None:
+            return dense_logits(X, self.params, dense[0], dense[1], backend=self.backend)
+        conv = conv_stack_spec(self)
+        if conv is not None:
+            return conv_logits(X, self.params, backend=self.backend, **conv)
+        return None
+
+    def layer_logits(self, X, *, chunk_rows=4096):
+        """forward(X) layer by layer, in chunks of chunk_rows rows so memory for activations stays bounded."""
         X = self.check_input(X)
         return np.concatenate([self.forward(X[start:start + chunk_rows]) for start in range(0, len(X), chunk_rows)])
 
