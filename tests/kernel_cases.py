@@ -212,6 +212,48 @@ def _cnn1d_train_epoch(rng, dtype, shape):
                 order=np.concatenate([rng.permutation(n), rng.integers(0, n, n // 2)]),
                 params=_normal(rng, n_params, dtype, scale=0.3), state=state, batch_size=batch_size, **config)
 
+
+# Networks the compiled inference is checked on (shape = (n, config)): batch 1, widths that are not a
+# multiple of 8 or of the vector lanes, chunks that do not divide n, and sizes large enough to run on
+# several threads (784-128-10 at 300 rows, ConvBase at 130 examples).
+FORWARD_MLP_CONFIGS = {
+    "relu": dict(sizes=[13, 7, 5]),
+    "sigmoid": dict(sizes=[13, 7, 5], activation="sigmoid"),
+    "deep": dict(sizes=[11, 9, 6, 8, 3]),
+    "no-hidden": dict(sizes=[13, 4]),
+    "width-1": dict(sizes=[5, 1, 2]),
+    "digits": dict(sizes=[64, 128, 10]),
+    "seed-784-128-10": dict(sizes=[784, 128, 10]),
+}
+FORWARD_MLP_SHAPES = [(1, "relu"), (1, "seed-784-128-10"), (7, "sigmoid"), (50, "deep"), (3, "no-hidden"),
+                      (10, "width-1"), (97, "digits"), (300, "seed-784-128-10"), (301, "sigmoid")]
+
+
+def _mlp_forward(rng, dtype, shape):
+    n, name = shape
+    config = dict(FORWARD_MLP_CONFIGS[name])
+    sizes = config["sizes"]
+    n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    return dict(X=rng.uniform(-1, 1, (n, sizes[0])).astype(dtype), params=_normal(rng, n_params, dtype, scale=0.3),
+                **config)
+
+
+FORWARD_CNN_SHAPES = [(1, "one-conv-sgd"), (9, "momentum-l2"), (5, "single-output"), (3, "convbase-adam"),
+                      (65, "momentum-l2"), (130, "convbase-adam")]
+
+
+def _cnn1d_forward(rng, dtype, shape):
+    from fastnn.cnn_training import conv_stack_geometry, n_parameters
+
+    n, name = shape
+    config = CNN_CONFIGS[name]
+    geometry = {key: config[key] for key in ("channels", "kernel_sizes", "strides", "paddings", "n_classes")}
+    conv = conv_stack_geometry(config["input_shape"], *(geometry[key] for key in
+                                                        ("channels", "kernel_sizes", "strides", "paddings")))
+    return dict(X=_normal(rng, (n, *config["input_shape"]), dtype),
+                params=_normal(rng, n_parameters(conv, config["n_classes"]), dtype, scale=0.3), **geometry)
+
+
 CASES = {
     "linear_forward": dict(make=_linear_forward, exact=False, shapes=LINEAR_SHAPES),
     "linear_backward": dict(make=_linear_backward, exact=False, shapes=LINEAR_SHAPES),
@@ -237,6 +279,8 @@ CASES = {
     "maxpool1d_forward": dict(make=_maxpool1d_forward, exact=True, shapes=POOL_SHAPES),
     "maxpool1d_backward": dict(make=_maxpool1d_backward, exact=False, shapes=POOL_SHAPES),
     "cnn1d_train_epoch": dict(make=_cnn1d_train_epoch, exact=False, shapes=CNN_SHAPES),
+    "mlp_forward": dict(make=_mlp_forward, exact=False, shapes=FORWARD_MLP_SHAPES),
+    "cnn1d_forward": dict(make=_cnn1d_forward, exact=False, shapes=FORWARD_CNN_SHAPES),
 }
 
 
