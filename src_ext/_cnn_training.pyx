@@ -7,11 +7,10 @@ im2col patch is a contiguous run; the linear head run as one more conv layer spa
 last activation). This module lays out the buffers, allocates everything once per call, packs
 params and state into the working layout, runs the epoch and unpacks.
 """
-import os
-
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t
+from _threads cimport fastnn_set_max_threads, fastnn_threads
 from libc.stdlib cimport calloc, free, malloc
 
 cdef extern from "cnn_epoch.h" nogil:
@@ -279,6 +278,11 @@ cdef inline void cpu_infer(const fastnn_cnn_net* net, const floating* X, Py_ssiz
         fastnn_cnn_infer_f64(net, X, first, stop, FORWARD_CHUNK, P, scratch, out)
 
 
+def set_max_threads(int n):
+    """The most threads this module's parallel loops use (0: OpenMP's default); see fastnn._threads."""
+    fastnn_set_max_threads(n)
+
+
 def cnn1d_forward(const floating[:, :, ::1] X, const int64_t[:, ::1] conv, Py_ssize_t n_classes,
                   const floating[::1] params, floating[:, ::1] out):
     """out (N, n_classes) = the logits for X (N, C_in, L_in) (fastnn.backends.cnn_training_ref.cnn1d_forward).
@@ -306,8 +310,7 @@ def cnn1d_forward(const floating[:, :, ::1] X, const int64_t[:, ::1] conv, Py_ss
         for l in range(n_conv + 1):
             work += N * layers[l].c_out * layers[l].depth * layers[l].l_out
         if work >= PARALLEL_MIN_WORK:
-            workers = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
-                          n_chunks)
+            workers = max(1, min(fastnn_threads(), n_chunks))
         index = <Py_ssize_t*>malloc(max(1, totals[3]) * sizeof(Py_ssize_t))
         work_block = calloc(totals[0] * sizeof(floating) + 64, 1)
         scratch_block = calloc(workers * totals[2] * sizeof(floating) + 64, 1)  # padding zero, as the epoch's
@@ -331,7 +334,7 @@ def cnn1d_forward(const floating[:, :, ::1] X, const int64_t[:, ::1] conv, Py_ss
             if workers == 1:
                 cpu_infer(&net, &X[0, 0, 0], 0, N, P, scratch, &out[0, 0])
             else:
-                for w in prange(workers, num_threads=workers, schedule="static", chunksize=1):
+                for w in prange(workers, schedule="static", chunksize=1, num_threads=workers):
                     cpu_infer(&net, &X[0, 0, 0], (n_chunks * w // workers) * FORWARD_CHUNK,
                               min(N, (n_chunks * (w + 1) // workers) * FORWARD_CHUNK), P, &scratch[w * totals[2]],
                               &out[0, 0])

@@ -10,12 +10,11 @@ forward used) times the activation's derivative, then one pass over W_l that com
 by block and applies the optimizer to each block while it is in registers, so no gradient array is
 ever written. All scratch is allocated once per call.
 """
-import os
-
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport isfinite, log, logf, pow, sqrt
 from libc.stdint cimport int64_t
+from _threads cimport fastnn_set_max_threads, fastnn_threads
 from libc.stdlib cimport calloc, free, malloc
 
 from _vector_exp cimport vector_exp
@@ -290,6 +289,11 @@ cdef void forward_range(const floating* X, Py_ssize_t d_in, Py_ssize_t first, Py
         start += n
 
 
+def set_max_threads(int n):
+    """The most threads this module's parallel loops use (0: OpenMP's default); see fastnn._threads."""
+    fastnn_set_max_threads(n)
+
+
 def mlp_forward(const floating[:, ::1] X, const int64_t[::1] sizes, int activation, const floating[::1] params,
                 floating[:, ::1] out):
     """out (N, sizes[-1]) = the logits of the dense network for X (fastnn.backends.training_ref.mlp_forward).
@@ -315,8 +319,7 @@ def mlp_forward(const floating[:, ::1] X, const int64_t[::1] sizes, int activati
     for l in range(n_layers):
         work += N * sizes[l] * sizes[l + 1]
     if work >= PARALLEL_MIN_WORK:
-        workers = max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
-                             n_chunks))
+        workers = max(1, min(fastnn_threads(), n_chunks))
     try:
         if panels == NULL:
             raise MemoryError()
@@ -348,7 +351,7 @@ def mlp_forward(const floating[:, ::1] X, const int64_t[::1] sizes, int activati
                 forward_range(&X[0, 0], X.shape[1], 0, N, &sizes[0], n_layers, wp, panels, levels, row_ptr,
                               activation, &out[0, 0])
             else:
-                for w in prange(workers, num_threads=workers, schedule="static", chunksize=1):
+                for w in prange(workers, schedule="static", chunksize=1, num_threads=workers):
                     forward_range(&X[0, 0], X.shape[1], (n_chunks * w // workers) * FORWARD_CHUNK,
                                   min(N, (n_chunks * (w + 1) // workers) * FORWARD_CHUNK), &sizes[0], n_layers,
                                   wp, panels, &levels[w * level_total], &row_ptr[w * n_layers * FORWARD_CHUNK],

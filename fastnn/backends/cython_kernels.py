@@ -31,7 +31,7 @@ def load_build(name):
     training = importlib.import_module(f"{package}._training")
     conv = importlib.import_module(f"{package}._conv")
     cnn_training = importlib.import_module(f"{package}._cnn_training")
-    for module in (activations, gram_module, conv):  # the ones with OpenMP regions
+    for module in (activations, gram_module, conv, training, cnn_training):  # the ones with OpenMP regions
         _threads.register_module(module)
     linear_forward, linear_backward = make_linear_kernels(
         linear.small_linear_forward, linear.small_linear_backward, linear.relu_grad_and_bias, linear.column_sums)

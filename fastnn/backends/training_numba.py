@@ -27,7 +27,10 @@ counting there, even when the function is inlined, so the innermost loops are wr
 import math
 
 import numpy as np
-from numba import get_num_threads, njit, prange
+from numba import config as numba_config
+from numba import get_num_threads, njit, prange, set_num_threads
+
+from .. import _threads
 
 # Reassociation (vectorized sums) and FMA contraction only: NaN and inf keep their meaning, which the
 # divergence check (a non-finite batch loss) depends on. error_model="numpy": a float division by
@@ -419,11 +422,16 @@ def _mlp_forward_parallel(X, sizes, activation, params, out, workers, chunk):
 
 
 def parallel_workers(multiply_adds, n_chunks):
-    """Threads for an inference of this many multiply-adds in n_chunks chunks: 1 below PARALLEL_MIN_WORK.
-
-    (Asked in Python: Numba will not cache a function that calls get_num_threads.)
-    """
-    return min(get_num_threads(), n_chunks) if multiply_adds >= PARALLEL_MIN_WORK else 1
+    """Threads for an inference of this many multiply-adds in n_chunks chunks: 1 below PARALLEL_MIN_WORK
+    or when fastnn runs single-threaded (always in a child made by fork, see fastnn._threads), else
+    Numba's thread count under fastnn's limit. (Asked in Python: Numba will not cache a function that
+    calls get_num_threads.)"""
+    limit = _threads.limit
+    if limit == 1 or multiply_adds < PARALLEL_MIN_WORK or n_chunks < 2:
+        return 1
+    if limit:  # Numba's count is per calling thread: set it at each launch, as the other kernels do
+        set_num_threads(min(limit, numba_config.NUMBA_NUM_THREADS))
+    return min(get_num_threads(), n_chunks)
 
 
 def mlp_forward(X, sizes, activation, params, out):
