@@ -91,17 +91,17 @@ def bench_layer_logits(benchmark, references, name, dtype, impl):
 
 def torch_dense(torch, model, dtype):
     """model (Linear, ReLU, ..., Linear) as torch.nn.Sequential with the same weights, in dtype."""
-    modules = []
+    modules, torch_dtype = [], getattr(torch, np.dtype(dtype).name)
     for layer in model.layers:
-        if isinstance(layer, nn.Linear):
-            linear = torch.nn.Linear(layer.in_features, layer.out_features)
+        if isinstance(layer, nn.Linear):  # made in dtype before the copy: float64 weights stay exact
+            linear = torch.nn.Linear(layer.in_features, layer.out_features, dtype=torch_dtype)
             with torch.no_grad():
                 linear.weight.copy_(torch.from_numpy(np.ascontiguousarray(layer.params["W"].T)))
                 linear.bias.copy_(torch.from_numpy(layer.params["b"]))
             modules.append(linear)
         else:
             modules.append(torch.nn.ReLU())
-    return torch.nn.Sequential(*modules).to(getattr(torch, np.dtype(dtype).name))
+    return torch.nn.Sequential(*modules)
 
 
 @pytest.mark.parametrize("name, dtype", CASES)
