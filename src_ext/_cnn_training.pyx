@@ -8,9 +8,7 @@ last activation). This module lays out the buffers, allocates everything once pe
 params and state into the working layout, runs the epoch and unpacks.
 """
 from cython cimport floating
-from cython.parallel cimport prange
 from libc.stdint cimport int64_t
-from _threads cimport fastnn_set_max_threads, fastnn_threads
 from libc.stdlib cimport calloc, free, malloc
 
 cdef extern from "cnn_epoch.h" nogil:
@@ -264,10 +262,8 @@ def cnn1d_train_epoch(const floating[:, :, ::1] X, const int64_t[::1] y, const i
     return loss_sum, n_correct, n_batches
 
 
-# Inference: examples per chunk (a chunk's buffers stay in L2), and the fewest multiply-adds that make
-# a second thread worth starting.
+# Inference: examples per chunk (a chunk's buffers stay in L2).
 cdef Py_ssize_t FORWARD_CHUNK = 64
-cdef Py_ssize_t PARALLEL_MIN_WORK = 1 << 21
 
 
 cdef inline void cpu_infer(const fastnn_cnn_net* net, const floating* X, Py_ssize_t first, Py_ssize_t stop,
@@ -278,22 +274,16 @@ cdef inline void cpu_infer(const fastnn_cnn_net* net, const floating* X, Py_ssiz
         fastnn_cnn_infer_f64(net, X, first, stop, FORWARD_CHUNK, P, scratch, out)
 
 
-def set_max_threads(int n):
-    """The most threads this module's parallel loops use (0: OpenMP's default); see fastnn._threads."""
-    fastnn_set_max_threads(n)
-
-
 def cnn1d_forward(const floating[:, :, ::1] X, const int64_t[:, ::1] conv, Py_ssize_t n_classes,
                   const floating[::1] params, floating[:, ::1] out):
     """out (N, n_classes) = the logits for X (N, C_in, L_in) (fastnn.backends.cnn_training_ref.cnn1d_forward).
 
     The epoch's forward pass (fastnn_cnn_forward_batch) over chunks of FORWARD_CHUNK examples, the
-    weights packed once; large inputs split into one contiguous range of chunks per thread, each
-    with its own buffers.
+    weights packed once. One thread, without the GIL (fastnn.backends._compiled.rows_on_threads runs
+    ranges of examples on several).
     """
-    cdef Py_ssize_t n_conv = conv.shape[0], N = X.shape[0], l, w, off = 0, work = 0
+    cdef Py_ssize_t n_conv = conv.shape[0], N = X.shape[0], l, off = 0
     cdef Py_ssize_t L = lanes(<floating>0), align = 64 // sizeof(floating)
-    cdef Py_ssize_t n_chunks = (N + FORWARD_CHUNK - 1) // FORWARD_CHUNK, workers = 1
     cdef Py_ssize_t totals[4]
     cdef fastnn_cnn_net net
     cdef fastnn_cnn_layer* layers = <fastnn_cnn_layer*>calloc(n_conv + 1, sizeof(fastnn_cnn_layer))
@@ -307,13 +297,9 @@ def cnn1d_forward(const floating[:, :, ::1] X, const int64_t[:, ::1] conv, Py_ss
         if layers == NULL:
             raise MemoryError()
         plan(conv, n_classes, FORWARD_CHUNK, L, align, layers, totals)
-        for l in range(n_conv + 1):
-            work += N * layers[l].c_out * layers[l].depth * layers[l].l_out
-        if work >= PARALLEL_MIN_WORK:
-            workers = max(1, min(fastnn_threads(), n_chunks))
         index = <Py_ssize_t*>malloc(max(1, totals[3]) * sizeof(Py_ssize_t))
         work_block = calloc(totals[0] * sizeof(floating) + 64, 1)
-        scratch_block = calloc(workers * totals[2] * sizeof(floating) + 64, 1)  # padding zero, as the epoch's
+        scratch_block = calloc(totals[2] * sizeof(floating) + 64, 1)  # padding zero, as the epoch's
         if index == NULL or work_block == NULL or scratch_block == NULL:
             raise MemoryError()
         P = <floating*>aligned(work_block)
@@ -331,13 +317,7 @@ def cnn1d_forward(const floating[:, :, ::1] X, const int64_t[:, ::1] conv, Py_ss
                 g = &layers[l]
                 cpu_pack(g, &params[off], &params[off + g.c_out * g.depth], P, L)
                 off += g.c_out * g.depth + g.c_out
-            if workers == 1:
-                cpu_infer(&net, &X[0, 0, 0], 0, N, P, scratch, &out[0, 0])
-            else:
-                for w in prange(workers, schedule="static", chunksize=1, num_threads=workers):
-                    cpu_infer(&net, &X[0, 0, 0], (n_chunks * w // workers) * FORWARD_CHUNK,
-                              min(N, (n_chunks * (w + 1) // workers) * FORWARD_CHUNK), P, &scratch[w * totals[2]],
-                              &out[0, 0])
+            cpu_infer(&net, &X[0, 0, 0], 0, N, P, scratch, &out[0, 0])
     finally:
         free(layers)
         free(index)

@@ -11,10 +11,8 @@ by block and applies the optimizer to each block while it is in registers, so no
 ever written. All scratch is allocated once per call.
 """
 from cython cimport floating
-from cython.parallel cimport prange
 from libc.math cimport isfinite, log, logf, pow, sqrt
 from libc.stdint cimport int64_t
-from _threads cimport fastnn_set_max_threads, fastnn_threads
 from libc.stdlib cimport calloc, free, malloc
 
 from _vector_exp cimport vector_exp
@@ -263,10 +261,8 @@ cdef void forward_layers(Py_ssize_t n, const floating** rows, Py_ssize_t rows_ma
                                 l < n_layers - 1)
 
 
-# Inference: rows per chunk (the forward kernels take blocks of 6 rows; a chunk's levels stay in L1/L2),
-# and the fewest multiply-adds that make a second thread worth starting.
+# Inference: rows per chunk (the forward kernels take blocks of 6 rows; a chunk's levels stay in L1/L2).
 cdef Py_ssize_t FORWARD_CHUNK = 48
-cdef Py_ssize_t PARALLEL_MIN_WORK = 1 << 21
 
 
 cdef void forward_range(const floating* X, Py_ssize_t d_in, Py_ssize_t first, Py_ssize_t stop, const int64_t* sizes,
@@ -289,23 +285,17 @@ cdef void forward_range(const floating* X, Py_ssize_t d_in, Py_ssize_t first, Py
         start += n
 
 
-def set_max_threads(int n):
-    """The most threads this module's parallel loops use (0: OpenMP's default); see fastnn._threads."""
-    fastnn_set_max_threads(n)
-
-
 def mlp_forward(const floating[:, ::1] X, const int64_t[::1] sizes, int activation, const floating[::1] params,
                 floating[:, ::1] out):
     """out (N, sizes[-1]) = the logits of the dense network for X (fastnn.backends.training_ref.mlp_forward).
 
     The epoch's forward pass (forward_layers) over chunks of FORWARD_CHUNK rows, read in place through
-    row pointers; the weights packed once into the working layout. Large inputs are split into one
-    contiguous range of chunks per thread, each with its own levels.
+    row pointers; the weights packed once into the working layout. One thread, without the GIL
+    (fastnn.backends._compiled.rows_on_threads runs ranges of rows on several).
     """
     cdef Py_ssize_t n_layers = sizes.shape[0] - 1, N = X.shape[0], L = lanes(<floating>0)
     cdef Py_ssize_t ALIGN = 64 // sizeof(floating)
-    cdef Py_ssize_t l, i, w, n_in, n_out, work_total = 0, level_total = 0, pad_max = 1, work = 0
-    cdef Py_ssize_t n_chunks = (N + FORWARD_CHUNK - 1) // FORWARD_CHUNK, workers = 1
+    cdef Py_ssize_t l, i, n_in, n_out, work_total = 0, level_total = 0, pad_max = 1
     cdef Py_ssize_t* panels = <Py_ssize_t*>malloc(6 * (n_layers + 1) * sizeof(Py_ssize_t))
     cdef Py_ssize_t* w_off
     cdef Py_ssize_t* wp_off
@@ -316,10 +306,6 @@ def mlp_forward(const floating[:, ::1] X, const int64_t[::1] sizes, int activati
     cdef void* level_block = NULL
     cdef floating* wp
     cdef floating* levels
-    for l in range(n_layers):
-        work += N * sizes[l] * sizes[l + 1]
-    if work >= PARALLEL_MIN_WORK:
-        workers = max(1, min(fastnn_threads(), n_chunks))
     try:
         if panels == NULL:
             raise MemoryError()
@@ -328,9 +314,9 @@ def mlp_forward(const floating[:, ::1] X, const int64_t[::1] sizes, int activati
         wp_off = panels + 3 * (n_layers + 1)
         bp_off = panels + 4 * (n_layers + 1)
         out_off = panels + 5 * (n_layers + 1)
-        row_ptr = <const floating**>malloc(workers * n_layers * FORWARD_CHUNK * sizeof(floating*))
+        row_ptr = <const floating**>malloc(n_layers * FORWARD_CHUNK * sizeof(floating*))
         work_block = calloc(work_total * sizeof(floating) + 64, 1)
-        level_block = calloc(workers * level_total * sizeof(floating) + 64, 1)
+        level_block = calloc(level_total * sizeof(floating) + 64, 1)
         if row_ptr == NULL or work_block == NULL or level_block == NULL:
             raise MemoryError()
         wp = <floating*>aligned(work_block)
@@ -342,20 +328,11 @@ def mlp_forward(const floating[:, ::1] X, const int64_t[::1] sizes, int activati
                 cpu_pack(&params[w_off[l]], n_in, n_out, &wp[wp_off[l]])
                 for i in range(n_out):
                     wp[bp_off[l] + i] = params[w_off[l] + n_in * n_out + i]
-            for w in range(workers):
-                for l in range(1, n_layers):
-                    for i in range(FORWARD_CHUNK):
-                        row_ptr[(w * n_layers + l) * FORWARD_CHUNK + i] = \
-                            &levels[w * level_total + out_off[l - 1] + i * panels[n_layers + 1 + l - 1]]
-            if workers == 1:
-                forward_range(&X[0, 0], X.shape[1], 0, N, &sizes[0], n_layers, wp, panels, levels, row_ptr,
-                              activation, &out[0, 0])
-            else:
-                for w in prange(workers, schedule="static", chunksize=1, num_threads=workers):
-                    forward_range(&X[0, 0], X.shape[1], (n_chunks * w // workers) * FORWARD_CHUNK,
-                                  min(N, (n_chunks * (w + 1) // workers) * FORWARD_CHUNK), &sizes[0], n_layers,
-                                  wp, panels, &levels[w * level_total], &row_ptr[w * n_layers * FORWARD_CHUNK],
-                                  activation, &out[0, 0])
+            for l in range(1, n_layers):
+                for i in range(FORWARD_CHUNK):
+                    row_ptr[l * FORWARD_CHUNK + i] = &levels[out_off[l - 1] + i * panels[n_layers + 1 + l - 1]]
+            forward_range(&X[0, 0], X.shape[1], 0, N, &sizes[0], n_layers, wp, panels, levels, row_ptr, activation,
+                          &out[0, 0])
     finally:
         free(panels)
         free(row_ptr)

@@ -33,7 +33,7 @@ IMPORT = """
 """
 
 THREADS = """
-    import json, os, sys
+    import json, os, sys, time
     import numpy as np
     import fastnn
     from fastnn import nn
@@ -51,6 +51,10 @@ THREADS = """
     for activation in ("relu", "sigmoid"):
         model = nn.mlp([300, 200, 100, 10], activation=activation, random_state=0, backend=backend)
         nn.Trainer(model, nn.SGD(0.01), batch_size=1500, epochs=2, fused=False).fit(X, y, X[:500], y[:500])
+    for _ in range(100):  # a joined Python thread can stay listed for a moment; OpenMP's workers stay for good
+        if n_threads() <= before:
+            break
+        time.sleep(0.01)
     after_layers = n_threads()
     fastnn.relu_forward(np.ones((3000, 300), dtype=np.float32), backend=backend)  # large: an OpenMP region
     print(json.dumps({"before": before, "after_layers": after_layers, "after_kernel": n_threads()}))

@@ -168,3 +168,46 @@ def make_gram_kernel(epilogue, symmetric_epilogue, rbf_tile_epilogue):
                 epilogue(K, *scalars)
 
     return gram
+
+
+# Inference -----------------------------------------------------------------------------------------
+# The fewest multiply-adds that make a second thread worth starting (a thread costs ~50 us).
+INFERENCE_PARALLEL_MIN_WORK = 1 << 21
+
+
+def rows_on_threads(kernel, multiply_adds_per_row):
+    """Run an inference kernel(X, *settings, out) on ranges of rows, one per thread, for large inputs.
+
+    kernel: a serial, GIL-free kernel filling out[i] from X[i] alone (mlp_forward, cnn1d_forward);
+    multiply_adds_per_row(*settings): its work per row. The ranges run on blocking Python threads
+    (run_on_threads), not OpenMP: no OpenMP worker is left spinning against the GEMMs of the layers
+    that may run next, and fastnn's thread limit (one thread in a child made by fork) applies.
+    """
+
+    def call(X, *arguments):
+        *settings, out = arguments
+        n = X.shape[0]
+        workers = get_num_threads() if n * multiply_adds_per_row(*settings) >= INFERENCE_PARALLEL_MIN_WORK else 1
+        workers = max(1, min(workers, n))
+        if workers == 1:
+            kernel(X, *settings, out)
+            return
+        bounds = [n * k // workers for k in range(workers + 1)]
+        run_on_threads(lambda start, stop: kernel(X[start:stop], *settings, out[start:stop]),
+                       [(start, stop) for start, stop in zip(bounds, bounds[1:])])
+
+    return call
+
+
+def dense_multiply_adds(sizes, activation, params):
+    """Multiply-adds per row of a dense network (mlp_forward's settings)."""
+    return int(np.dot(sizes[:-1], sizes[1:]))
+
+
+def conv_multiply_adds(conv, n_classes, params):
+    """Multiply-adds per example of a conv stack (cnn1d_forward's settings): about one per parameter use."""
+    work, length = 0, 0
+    for c_in, l_in, c_out, k, stride, padding in conv.tolist():
+        length = (l_in + 2 * padding - k) // stride + 1
+        work += c_out * c_in * k * length
+    return work + int(conv[-1][2]) * length * n_classes

@@ -19,7 +19,7 @@ Per batch of n rows:
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .conv_numba import forward_product, im2col, input_grads, output_length, weight_grads
 from .training_numba import (
@@ -41,7 +41,6 @@ from .training_numba import (
     _forward_layer,
     _softmax_rows,
     optimizer_constants,
-    parallel_workers,
 )
 
 C_IN, L_IN, C_OUT, KERNEL, STRIDE, PADDING = range(6)
@@ -195,36 +194,11 @@ def _cnn_forward_rows(X, conv, n_classes, params, out, first, stop, chunk):
                 out[s + i, j] = logits[i, j]
 
 
-@njit(cache=True, nogil=True)
-def multiply_adds(conv, n_classes):
-    """Multiply-adds of one example's forward pass: each conv layer's weights times its output length, the head's."""
-    l_out, w_at, b_at = _geometry(conv, n_classes)
-    n_conv = conv.shape[0]
-    work = b_at[n_conv] - w_at[n_conv]
-    for l in range(n_conv):
-        work += (b_at[l] - w_at[l]) * l_out[l]
-    return work
-
-
-@njit(cache=True, nogil=True, parallel=True)
-def _cnn_forward_parallel(X, conv, n_classes, params, out, workers, chunk):
-    """Chunks of `chunk` examples, one contiguous range of them per worker (in parallel)."""
-    n = X.shape[0]
-    n_chunks = (n + chunk - 1) // chunk
-    for w in prange(workers):
-        first = (n_chunks * w // workers) * chunk
-        stop = min(n, (n_chunks * (w + 1) // workers) * chunk)
-        _cnn_forward_rows(X, conv, n_classes, params, out, first, stop, chunk)
-
-
 def cnn1d_forward(X, conv, n_classes, params, out):
     """out (N, n_classes) = the logits for X (N, C_in, L_in) (cnn_training_ref.cnn1d_forward): the
-    epoch's _forward_batch over chunks of FORWARD_CHUNK examples, on every thread for large inputs."""
-    workers = parallel_workers(X.shape[0] * multiply_adds(conv, n_classes), -(-X.shape[0] // FORWARD_CHUNK))
-    if workers == 1:
-        _cnn_forward_rows(X, conv, n_classes, params, out, 0, X.shape[0], FORWARD_CHUNK)
-    else:
-        _cnn_forward_parallel(X, conv, n_classes, params, out, workers, FORWARD_CHUNK)
+    epoch's _forward_batch over chunks of FORWARD_CHUNK examples on this thread (GIL-free:
+    fastnn.backends._compiled.rows_on_threads runs ranges of examples on several)."""
+    _cnn_forward_rows(X, conv, n_classes, params, out, 0, X.shape[0], FORWARD_CHUNK)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

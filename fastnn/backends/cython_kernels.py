@@ -13,7 +13,8 @@ from fastnn import _threads
 from fastnn._ext._cpu import has_avx2_fma
 
 from . import KERNELS
-from ._compiled import make_gram_kernel, make_linear_kernels
+from ._compiled import (conv_multiply_adds, dense_multiply_adds, make_gram_kernel, make_linear_kernels,
+                        rows_on_threads)
 
 PACKAGES = {"avx2": "fastnn._ext.avx2", "portable": "fastnn._ext"}
 
@@ -31,7 +32,7 @@ def load_build(name):
     training = importlib.import_module(f"{package}._training")
     conv = importlib.import_module(f"{package}._conv")
     cnn_training = importlib.import_module(f"{package}._cnn_training")
-    for module in (activations, gram_module, conv, training, cnn_training):  # the ones with OpenMP regions
+    for module in (activations, gram_module, conv):  # the ones with OpenMP regions
         _threads.register_module(module)
     linear_forward, linear_backward = make_linear_kernels(
         linear.small_linear_forward, linear.small_linear_backward, linear.relu_grad_and_bias, linear.column_sums)
@@ -55,8 +56,8 @@ def load_build(name):
         maxpool1d_forward=conv.maxpool1d_forward,
         maxpool1d_backward=conv.maxpool1d_backward,
         cnn1d_train_epoch=cnn_training.cnn1d_train_epoch,
-        mlp_forward=training.mlp_forward,
-        cnn1d_forward=cnn_training.cnn1d_forward,
+        mlp_forward=rows_on_threads(training.mlp_forward, dense_multiply_adds),
+        cnn1d_forward=rows_on_threads(cnn_training.cnn1d_forward, conv_multiply_adds),
     )
 
 

@@ -8,11 +8,12 @@ import numpy as np
 from numba import njit, prange
 
 from .. import _threads
-from ._compiled import make_gram_kernel, make_linear_kernels, masked_gradient
+from ._compiled import (conv_multiply_adds, dense_multiply_adds, make_gram_kernel, make_linear_kernels, masked_gradient,
+                        rows_on_threads)
 from .perceptron_numba import kernel_perceptron_epoch, perceptron_epoch  # noqa: F401  (Algorithms 1 and 2)
-from .training_numba import mlp_forward, mlp_train_epoch  # noqa: F401
+from .training_numba import mlp_forward as _mlp_forward, mlp_train_epoch  # noqa: F401
 from .conv_numba import conv1d_backward, conv1d_forward, maxpool1d_backward, maxpool1d_forward  # noqa: F401
-from .cnn_training_numba import cnn1d_forward, cnn1d_train_epoch  # noqa: F401
+from .cnn_training_numba import cnn1d_forward as _cnn1d_forward, cnn1d_train_epoch  # noqa: F401
 
 # Below this many elements a parallel region costs more than it saves (thread wake-up is ~10 us).
 PARALLEL_MIN_ELEMENTS = 1 << 17
@@ -417,3 +418,8 @@ def _rbf_tile_epilogue(G, K, row0, col0, row_start, row_stop, x_sq, y_sq, X, Y, 
 
 
 gram = make_gram_kernel(_gram_epilogue, _gram_epilogue_symmetric, _rbf_tile_epilogue)
+
+
+# ---------------------------------------------------------------------------- inference
+mlp_forward = rows_on_threads(_mlp_forward, dense_multiply_adds)
+cnn1d_forward = rows_on_threads(_cnn1d_forward, conv_multiply_adds)

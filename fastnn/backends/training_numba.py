@@ -27,10 +27,7 @@ counting there, even when the function is inlined, so the innermost loops are wr
 import math
 
 import numpy as np
-from numba import config as numba_config
-from numba import get_num_threads, njit, prange, set_num_threads
-
-from .. import _threads
+from numba import njit
 
 # Reassociation (vectorized sums) and FMA contraction only: NaN and inf keep their meaning, which the
 # divergence check (a non-finite batch loss) depends on. error_model="numpy": a float division by
@@ -378,10 +375,8 @@ def layer_views(params, sizes):
     return Ws, bs
 
 
-# Inference: rows per chunk such that a chunk's widest activation stays within this many bytes (in L1),
-# and the fewest multiply-adds (rows x weights) that make a second thread worth starting.
+# Inference: rows per chunk such that a chunk's widest activation stays within this many bytes (in L1).
 FORWARD_CHUNK_BYTES = 16384
-PARALLEL_MIN_WORK = 1 << 21
 
 
 @njit(cache=True, nogil=True)
@@ -410,44 +405,13 @@ def _mlp_forward_rows(X, sizes, activation, params, out, first, stop, chunk):
                 out[s + i, j] = logits[i, j]
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def _mlp_forward_parallel(X, sizes, activation, params, out, workers, chunk):
-    """Chunks of `chunk` rows, one contiguous range of them per worker (in parallel)."""
-    n = X.shape[0]
-    n_chunks = (n + chunk - 1) // chunk
-    for w in prange(workers):
-        first = (n_chunks * w // workers) * chunk
-        stop = min(n, (n_chunks * (w + 1) // workers) * chunk)
-        _mlp_forward_rows(X, sizes, activation, params, out, first, stop, chunk)
-
-
-def parallel_workers(multiply_adds, n_chunks):
-    """Threads for an inference of this many multiply-adds in n_chunks chunks: 1 below PARALLEL_MIN_WORK
-    or when fastnn runs single-threaded (always in a child made by fork, see fastnn._threads), else
-    Numba's thread count under fastnn's limit. (Asked in Python: Numba will not cache a function that
-    calls get_num_threads.)"""
-    limit = _threads.limit
-    if limit == 1 or multiply_adds < PARALLEL_MIN_WORK or n_chunks < 2:
-        return 1
-    if limit:  # Numba's count is per calling thread: set it at each launch, as the other kernels do
-        set_num_threads(min(limit, numba_config.NUMBA_NUM_THREADS))
-    return min(get_num_threads(), n_chunks)
-
-
 def mlp_forward(X, sizes, activation, params, out):
     """out (N, sizes[-1]) = the logits of the dense network for X (N, sizes[0]) (training_ref.mlp_forward).
 
-    Chunks of forward_chunk_rows rows run _forward_layers, the epoch's forward pass; large inputs are
-    split into one contiguous range of chunks per thread.
+    Chunks of forward_chunk_rows rows run _forward_layers, the epoch's forward pass, on this thread
+    (GIL-free: fastnn.backends._compiled.rows_on_threads runs ranges of rows on several).
     """
-    n = X.shape[0]
-    chunk = int(forward_chunk_rows(sizes, X.itemsize))
-    work = n * int(np.dot(sizes[:-1], sizes[1:]))
-    workers = parallel_workers(work, -(-n // chunk))
-    if workers == 1:
-        _mlp_forward_rows(X, sizes, activation, params, out, 0, n, chunk)
-    else:
-        _mlp_forward_parallel(X, sizes, activation, params, out, workers, chunk)
+    _mlp_forward_rows(X, sizes, activation, params, out, 0, X.shape[0], int(forward_chunk_rows(sizes, X.itemsize)))
 
 
 @njit(cache=True, nogil=True)
