@@ -128,18 +128,41 @@ def torch():
 
 # ---------------------------------------------------------------------------- suites and reports
 SUITES = ("quick", "default", "full")
-# Marks choosing what a suite leaves out (full runs everything): `fastnn bench --quick` runs neither,
-# `fastnn bench` runs the quick benchmarks and those marked default_suite, `fastnn bench --full` all.
-SUITE_MARKS = {
-    "default_suite": "benchmark left out of `fastnn bench --quick` (run by `fastnn bench` and --full)",
-    "full_suite": "benchmark run only by `fastnn bench --full` (and plain pytest --benchmark-only)",
-}
+# Which benchmarks `fastnn bench` runs. quick: one group per target, float32 (float64 where the target is
+# set there), about 2 minutes; default: all of them but the few that take minutes (about 5 minutes);
+# full: everything. A rule is (function name, {parameter: values}); an entry matches when its values
+# are among them. An entry matching no rule is in the default suite.
+QUICK = [
+    ("bench_relu_forward", {}), ("bench_relu_backward", {}),
+    ("bench_linear_backward", {"case": [(784, 128, 5, "float32"), (784, 128, 5000, "float32")]}),
+    ("bench_linear_backward_two_gemms", {"case": [(784, 128, 5000, "float32")]}),
+    ("bench_gram", {"case": [(5000, 784, "rbf", "float32")]}),
+    ("bench_conv1d_forward_backward", {"dtype": ["float32"]}),
+    ("bench_mlp_epoch", {"batch": [5, 5000]}), ("bench_mlp_epoch_torch", {"batch": [5, 5000]}),
+    ("bench_fit", {"model": ["Perceptron"], "dtype": ["float64"]}),
+]
+FULL_ONLY = [
+    ("bench_convbase_mnist1d", {"impl": ["numpy"]}),  # 8,000 steps of the NumPy reference: minutes
+]
+
+
+def _matches(item, rules):
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    name = getattr(item, "originalname", item.name)
+    return any(name == rule_name and all(params.get(key) in values for key, values in wanted.items())
+               for rule_name, wanted in rules)
+
+
+def suite_of(item):
+    """The smallest suite that runs this benchmark: 'quick', 'default' or 'full'."""
+    return "quick" if _matches(item, QUICK) else "full" if _matches(item, FULL_ONLY) else "default"
 
 
 def pytest_addoption(parser):
     group = parser.getgroup("fastnn benchmarks")
     group.addoption("--fastnn-suite", choices=SUITES, default="full",
-                    help="with --benchmark-only: which benchmarks run: quick, default or full (all; the default)")
+                    help="with --benchmark-only: which benchmarks run (see QUICK and FULL_ONLY in this file): quick, "
+                         "default or full (all; the default)")
     group.addoption("--fastnn-report-dir", default=None, metavar="DIR",
                     help="with --benchmark-only: after every benchmark, rewrite DIR/benchmarks.json and "
                          "DIR/benchmarks.md with the results so far; print each file's results when it finishes")
@@ -155,8 +178,6 @@ def pytest_configure(config):
     source tree on sys.path, and the tests must import the installed package with its compiled
     extensions.
     """
-    for name, text in SUITE_MARKS.items():
-        config.addinivalue_line("markers", f"{name}: {text}")
     option = config.option
     if not hasattr(option, "benchmark_disable"):
         return  # pytest-benchmark is not installed: the benchmark fixture is missing anyway
@@ -167,12 +188,8 @@ def pytest_configure(config):
 
 
 def _suite_excludes(item, suite):
-    """True if the item's marks leave it out of `suite`."""
-    if suite == "full":
-        return False
-    if item.get_closest_marker("full_suite"):
-        return True
-    return suite == "quick" and item.get_closest_marker("default_suite") is not None
+    """True if `suite` leaves the item out."""
+    return SUITES.index(suite_of(item)) > SUITES.index(suite)
 
 
 class _FastnnReport:

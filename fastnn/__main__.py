@@ -19,12 +19,11 @@ import subprocess
 import sys
 import time
 
-# What `fastnn bench` runs: the benchmarks of a suite (see bench/conftest.py: marks default_suite and
-# full_suite), each timed with these pytest-benchmark options, and how long that took on a 2-core
-# Xeon shared with other jobs (a guide printed before the run).
+# What `fastnn bench` runs: the benchmarks of a suite (QUICK and FULL_ONLY in bench/conftest.py), each
+# timed with these pytest-benchmark options, and about how long that takes on 2 cores.
 BENCH_SUITES = {
-    "quick": (["--benchmark-max-time=0.05", "--benchmark-min-rounds=3", "--benchmark-warmup=off"], "2 minutes"),
-    "default": (["--benchmark-max-time=0.2", "--benchmark-min-rounds=5"], "5 minutes"),
+    "quick": (["--benchmark-max-time=0.05", "--benchmark-min-rounds=3"], "2 minutes"),
+    "default": (["--benchmark-max-time=0.1", "--benchmark-min-rounds=3"], "5 minutes"),
     "full": (["--benchmark-max-time=1.0", "--benchmark-min-rounds=5"], "30 minutes or more"),
 }
 
