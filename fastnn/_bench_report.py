@@ -276,6 +276,8 @@ def text_table(rows, width=100):
         for row in members:
             speedup = "" if row["speedup"] is None else f"{row['speedup']:.2f}x vs numpy"
             status = f"  {row['status']}" if row["status"] else ""
+            if row["status"] == "unchecked":
+                status += f" ({'; '.join(row['details'])})"
             lines.append(f"  {_name(row):24s} {format_time(row['median']):>9s}  min {format_time(row['min']):>9s}  "
                          f"IQR {_spread(row):>6s}  {speedup:>15s}{status}")
     return "\n".join(lines + summary_lines(rows)) + "\n"

@@ -242,3 +242,32 @@ def test_info_command(capsys):
 def test_machine_summary_line():
     line = report.format_machine(report.machine_summary())
     assert "logical CPUs" in line and "numpy" in line
+
+
+BENCH_DIR = Path(__file__).resolve().parent.parent / "bench"
+
+
+@pytest.mark.skipif(not (BENCH_DIR / "conftest.py").exists(), reason="no bench/ beside tests/")
+def test_bench_command_runs_writes_and_deselects(tmp_path, monkeypatch, capfd):
+    """`fastnn bench -k maxpool` (3 small benchmarks, ~15 s): time announced, results written as they come,
+    a compact report, and a non-benchmark test given to the same pytest run deselected, not skipped."""
+    pytest.importorskip("pytest_benchmark")
+    import fastnn.__main__ as cli
+
+    plain = tmp_path / "test_plain.py"
+    plain.write_text("def test_plain():\n    pass\n")
+    command = cli.bench_command
+    monkeypatch.setattr(cli, "bench_command", lambda *args: command(*args) + [str(plain)])
+    out_dir = tmp_path / "out"
+    assert main(["bench", "-k", "maxpool or plain", "--bench-dir", str(BENCH_DIR), "--out", str(out_dir)]) == 0
+    printed = capfd.readouterr().out
+    assert "the default suite" in printed and "about 5 minutes" in printed
+    assert "bench_conv.py done (3 of 3 benchmarks" in printed  # printed as the file finished
+    assert "Skipping non-benchmark" not in printed and "deselected" in printed
+    summary = printed.split("fastnn benchmarks: median time")[1].split("\n", 1)[1].split("====")[0]
+    assert "maxpool1d fwd+bwd" in summary and "1.00x vs numpy" in summary
+    assert max(len(line) for line in summary.splitlines()) <= 100
+    data = report.load(out_dir / "benchmarks.json")
+    assert "partial" not in data and len(data["benchmarks"]) == 3  # pytest-benchmark's final file
+    assert {b["extra_info"]["impl"] for b in data["benchmarks"]} == set(fastnn.available_backends())
+    assert "maxpool1d fwd+bwd" in (out_dir / "benchmarks.md").read_text()
