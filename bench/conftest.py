@@ -247,7 +247,7 @@ class _FastnnReport:
             from fastnn import _bench_report as report
 
             reporter.write("\n")  # after the progress dots
-            reporter.write_line(f"{name} done ({self.n_written} of {self.n_selected} benchmarks, "
+            reporter.write_line(f"{name} done ({self.n_written} benchmarks timed of {self.n_selected} selected, "
                                 f"{self._elapsed()}); results so far in {self.out_dir}:")
             reporter.write_line(report.text_table(rows).rstrip())
 
@@ -287,8 +287,8 @@ class _FastnnReport:
                 "benchmarks": [b.as_dict(include_data=False) for b in benchmarks]}
         os.makedirs(self.out_dir, exist_ok=True)
         _replace(os.path.join(self.out_dir, "benchmarks.json"), json.dumps(data, indent=1))
-        header = (f"{report.format_machine(self.machine)}\n\nPartial results: {len(benchmarks)} of "
-                  f"{self.n_selected} benchmarks so far ({self._elapsed()}).")
+        header = (f"{report.format_machine(self.machine)}\n\nPartial results: {len(benchmarks)} benchmarks timed "
+                  f"of {self.n_selected} selected ({self._elapsed()}).")
         _replace(os.path.join(self.out_dir, "benchmarks.md"),
                  report.markdown_document(report.build_rows(data), header))
 

@@ -100,12 +100,18 @@ def bench_command(bench_dir, out_dir, suite, k=None):
 
 
 def cmd_bench(args):
+    import importlib.util
+
     from . import _bench_report as report
 
     bench_dir = args.bench_dir or installed_bench_dir() or "bench"
     if not os.path.isfile(os.path.join(bench_dir, "conftest.py")):
         print(f"error: no benchmarks in {bench_dir!r}: this fastnn was installed without them. Reinstall it "
               f"(pip install fastnn) or pass --bench-dir (bench/ of a source checkout).", file=sys.stderr)
+        return 2
+    missing = [name for name in ("pytest", "pytest_benchmark") if importlib.util.find_spec(name) is None]
+    if missing:
+        print(f"error: fastnn bench needs {' and '.join(missing)}: pip install 'fastnn[bench]'", file=sys.stderr)
         return 2
     suite = "quick" if args.quick else "full" if args.full else "default"
     os.makedirs(args.out, exist_ok=True)

@@ -1,6 +1,7 @@
 """The benchmark report (fastnn._bench_report) on a small hand-written pytest-benchmark JSON, and the CLI."""
 import ast
 import json
+import re
 import struct
 from pathlib import Path
 
@@ -228,6 +229,19 @@ def test_bench_command_without_bench_dir(tmp_path, capsys):
     assert "no benchmarks in" in capsys.readouterr().err
 
 
+def test_bench_command_names_the_missing_extra(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pytest_benchmark"
+                        else find_spec(name, *a))
+    bench_dir = tmp_path / "bench"
+    bench_dir.mkdir()
+    (bench_dir / "conftest.py").write_text("")
+    assert main(["bench", "--bench-dir", str(bench_dir), "--out", str(tmp_path / "out")]) == 2
+    assert "needs pytest_benchmark: pip install 'fastnn[bench]'" in capsys.readouterr().err
+
+
 def test_info_command(capsys):
     assert main(["info"]) == 0
     printed = capsys.readouterr().out
@@ -254,20 +268,23 @@ def test_bench_command_runs_writes_and_deselects(tmp_path, monkeypatch, capfd):
     pytest.importorskip("pytest_benchmark")
     import fastnn.__main__ as cli
 
-    plain = tmp_path / "test_plain.py"
-    plain.write_text("def test_plain():\n    pass\n")
+    plain = tmp_path / "bench_plain.py"  # collected like the benchmarks, but without the benchmark fixture
+    plain.write_text("def bench_plain():\n    pass\n")
     command = cli.bench_command
     monkeypatch.setattr(cli, "bench_command", lambda *args: command(*args) + [str(plain)])
     out_dir = tmp_path / "out"
     assert main(["bench", "-k", "maxpool or plain", "--bench-dir", str(BENCH_DIR), "--out", str(out_dir)]) == 0
     printed = capfd.readouterr().out
     assert "the default suite" in printed and "about 5 minutes" in printed
-    assert "bench_conv.py done (3 of 3 benchmarks" in printed  # printed as the file finished
-    assert "Skipping non-benchmark" not in printed and "deselected" in printed
+    assert f"bench_conv.py done ({len(fastnn.available_backends())} benchmarks timed of " in printed  # printed as the file finished
+    assert "Skipping non-benchmark" not in printed
+    counts = {kind: int(n) for n, kind in re.findall(r"(\d+) (passed|skipped|deselected)", printed)}
+    assert counts["passed"] + counts.get("skipped", 0) == len(fastnn.available_backends()) + 1  # and torch's
+    assert counts["deselected"] >= 1  # bench_plain among them: deselected, neither run nor skipped
     summary = printed.split("fastnn benchmarks: median time")[1].split("\n", 1)[1].split("====")[0]
-    assert "maxpool1d fwd+bwd" in summary and "1.00x vs numpy" in summary
+    assert "maxpool1d fwd+bwd" in summary and "1.00x vs numpy" in summary and "bench_plain" not in printed
     assert max(len(line) for line in summary.splitlines()) <= 100
     data = report.load(out_dir / "benchmarks.json")
-    assert "partial" not in data and len(data["benchmarks"]) == 3  # pytest-benchmark's final file
+    assert "partial" not in data and len(data["benchmarks"]) == len(fastnn.available_backends())  # the final file
     assert {b["extra_info"]["impl"] for b in data["benchmarks"]} == set(fastnn.available_backends())
     assert "maxpool1d fwd+bwd" in (out_dir / "benchmarks.md").read_text()
