@@ -124,7 +124,10 @@ def cmd_bench(args):
           f".json as they come, the chart at the end.", flush=True)
     print("running:", " ".join(command), flush=True)
     start = time.perf_counter()
-    returncode = subprocess.call(command)
+    try:
+        returncode = subprocess.call(command)
+    except KeyboardInterrupt:  # pytest stops too; report what finished (the JSON holds it)
+        returncode = 130
     if not os.path.exists(json_path):
         print(f"error: pytest exited with code {returncode} and wrote no {json_path}", file=sys.stderr)
         return returncode or 1
