@@ -104,7 +104,8 @@ def cmd_bench(args):
 
     from . import _bench_report as report
 
-    bench_dir = args.bench_dir or installed_bench_dir() or "bench"
+    checkout = os.path.isfile(os.path.join("bench", "bench_kernels.py"))  # in a source checkout: its edits
+    bench_dir = args.bench_dir or ("bench" if checkout else installed_bench_dir()) or "bench"
     if not os.path.isfile(os.path.join(bench_dir, "conftest.py")):
         print(f"error: no benchmarks in {bench_dir!r}: this fastnn was installed without them. Reinstall it "
               f"(pip install fastnn) or pass --bench-dir (bench/ of a source checkout).", file=sys.stderr)
@@ -635,7 +636,8 @@ def build_parser():
 
     bench = commands.add_parser("bench", help="run the benchmarks (about 5 minutes) and write a report")
     bench.add_argument("--bench-dir", default=None,
-                       help="directory of the benchmarks (default: those installed with fastnn, else ./bench)")
+                       help="directory of the benchmarks (default: ./bench in a source checkout, else those "
+                            "installed with fastnn)")
     bench.add_argument("--out", default="bench-results", help="output directory (default: bench-results)")
     bench.add_argument("-k", metavar="EXPR", help="only run benchmarks matching this pytest -k expression")
     suite = bench.add_mutually_exclusive_group()
