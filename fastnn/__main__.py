@@ -120,9 +120,9 @@ def cmd_bench(args):
     if os.path.exists(json_path):
         os.remove(json_path)  # never report a previous run's results
     command = bench_command(bench_dir, args.out, suite, args.k)
-    print(f"fastnn bench: the {suite} suite of {bench_dir}; about {BENCH_SUITES[suite][1]} on 2 cores"
-          + (" (less with -k)" if args.k else "") + f". Results are written to {args.out}/benchmarks.md and "
-          f".json as they come, the chart at the end.", flush=True)
+    print(f"fastnn bench: the {suite} suite of {bench_dir}; about {BENCH_SUITES[suite][1]} on 2 idle cores"
+          + (" (less with -k)" if args.k else "") + f", longer on a busy machine. Results are written to "
+          f"{args.out}/benchmarks.md and .json as they come, the chart at the end.", flush=True)
     print("running:", " ".join(command), flush=True)
     start = time.perf_counter()
     try:
