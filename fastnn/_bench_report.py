@@ -354,7 +354,8 @@ def _role(groups, impl):
 
 
 def _short(group, width=48):
-    return group if len(group) <= width else group[:width - 1] + "…"
+    """The group's name in at most `width` characters, its end (the dtype) kept."""
+    return group if len(group) <= width else group[:width - 17] + "…" + group[-16:]
 
 
 def _cpu_model():
