@@ -1,7 +1,8 @@
 """Command line: `python -m fastnn {info,bench,bench-report,train,experiment}` (also installed as `fastnn`).
 
     fastnn info                        version, available backends, why the others are unavailable
-    fastnn bench [--quick] [-k EXPR]   run bench/ with pytest-benchmark, write and print a report
+    fastnn bench [--quick|--full]      run the benchmarks (shipped with fastnn) with pytest-benchmark; write
+                                       a report as they run: ~5 min (--quick ~2, --full 30+)
     fastnn bench-report FILE.json      the report (Markdown table + bar chart) of a saved run
     fastnn train perceptron [...]      fit a model on a data set of fastnn.datasets; print accuracy,
     fastnn train kernel-perceptron     mistakes per epoch and fit time (needs scikit-learn)
@@ -18,7 +19,13 @@ import subprocess
 import sys
 import time
 
-QUICK_OPTIONS = ["--benchmark-max-time=0.1", "--benchmark-min-rounds=3"]
+# What `fastnn bench` runs: the benchmarks of a suite (QUICK and FULL_ONLY in bench/conftest.py), each
+# timed with these pytest-benchmark options, and about how long that takes on 2 cores.
+BENCH_SUITES = {
+    "quick": (["--benchmark-max-time=0.05", "--benchmark-min-rounds=3"], "2 minutes"),
+    "default": (["--benchmark-max-time=0.1", "--benchmark-min-rounds=3"], "5 minutes"),
+    "full": (["--benchmark-max-time=1.0", "--benchmark-min-rounds=5"], "30 minutes or more"),
+}
 
 
 def cmd_info(args):
@@ -38,8 +45,9 @@ def cmd_info(args):
     return 0
 
 
-def write_report(json_path, out_dir, header=None):
-    """Write <out_dir>/benchmarks.md and benchmarks.png from json_path; print header and table."""
+def write_report(json_path, out_dir, header=None, quiet=False):
+    """Write <out_dir>/benchmarks.md and benchmarks.png from json_path; print the header and a
+    compact table (quiet: only the verdicts and the paths; pytest printed the table)."""
     from . import _bench_report as report
 
     data = report.load(json_path)
@@ -47,14 +55,12 @@ def write_report(json_path, out_dir, header=None):
         summary = data.get("machine_info", {}).get("fastnn")
         header = report.format_machine(summary) if summary else "machine: not recorded in the JSON file"
     rows = report.build_rows(data)
-    table = report.markdown_table(rows)
     os.makedirs(out_dir, exist_ok=True)
     md_path = os.path.join(out_dir, "benchmarks.md")
     with open(md_path, "w", encoding="utf-8") as f:
-        f.write(f"# fastnn benchmarks\n\n{header}\n\n{table}")
+        f.write(report.markdown_document(rows, header))
     print(header)
-    print()
-    print(table)
+    print("\n".join(report.summary_lines(rows)) if quiet else report.text_table(rows).rstrip())
     print(f"wrote {md_path}")
     if rows:
         try:
@@ -64,32 +70,71 @@ def write_report(json_path, out_dir, header=None):
     return 0
 
 
+def installed_bench_dir():
+    """The benchmarks shipped in the installed package (fastnn/benchmarks, bench/ of the source tree),
+    or None (a source tree on sys.path, where they are in ./bench)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("fastnn.benchmarks")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        if os.path.isfile(os.path.join(location, "conftest.py")):
+            return location
+    return None
+
+
+def bench_command(bench_dir, out_dir, suite, k=None):
+    """The pytest command line that runs the benchmarks of bench_dir (installed or in a checkout)."""
+    json_path = os.path.join(out_dir, "benchmarks.json")
+    # -P (Python 3.11+): do not put the current directory on sys.path, so the benchmarks import the
+    # installed fastnn with its compiled extensions, not the source tree they are run from.
+    # -c os.devnull: no pytest configuration from the directories around (a project's pyproject.toml
+    # above site-packages); the options below are all the benchmarks need.
+    safe_path = ["-P"] if sys.version_info >= (3, 11) else []
+    command = [sys.executable, *safe_path, "-m", "pytest", bench_dir, "-c", os.devnull, "--rootdir", bench_dir,
+               "-p", "no:cacheprovider", "-o", "python_files=bench_*.py", "-o", "python_functions=bench_*",
+               "--benchmark-only", f"--benchmark-json={json_path}", f"--fastnn-suite={suite}",
+               f"--fastnn-report-dir={out_dir}", "-q", *BENCH_SUITES[suite][0]]
+    if k:
+        command += ["-k", k]
+    return command
+
+
 def cmd_bench(args):
+    import importlib.util
+
     from . import _bench_report as report
 
-    if not os.path.isdir(args.bench_dir):
-        print(f"error: benchmark directory {args.bench_dir!r} not found. The benchmarks ship only with a "
-              f"source checkout of fastnn: run from the repository root or pass --bench-dir.", file=sys.stderr)
+    checkout = os.path.isfile(os.path.join("bench", "bench_kernels.py"))  # in a source checkout: its edits
+    bench_dir = args.bench_dir or ("bench" if checkout else installed_bench_dir()) or "bench"
+    if not os.path.isfile(os.path.join(bench_dir, "conftest.py")):
+        print(f"error: no benchmarks in {bench_dir!r}: this fastnn was installed without them. Reinstall it "
+              f"(pip install fastnn) or pass --bench-dir (bench/ of a source checkout).", file=sys.stderr)
         return 2
+    missing = [name for name in ("pytest", "pytest_benchmark") if importlib.util.find_spec(name) is None]
+    if missing:
+        print(f"error: fastnn bench needs {' and '.join(missing)}: pip install 'fastnn[bench]'", file=sys.stderr)
+        return 2
+    suite = "quick" if args.quick else "full" if args.full else "default"
     os.makedirs(args.out, exist_ok=True)
     json_path = os.path.join(args.out, "benchmarks.json")
     if os.path.exists(json_path):
         os.remove(json_path)  # never report a previous run's results
-    # -P (Python 3.11+): do not put the current directory on sys.path, so the benchmarks import the
-    # installed fastnn with its compiled extensions, not the source tree they are run from.
-    safe_path = ["-P"] if sys.version_info >= (3, 11) else []
-    command = [sys.executable, *safe_path, "-m", "pytest", args.bench_dir, "--benchmark-only",
-               f"--benchmark-json={json_path}", "-q"]
-    if args.quick:
-        command += QUICK_OPTIONS
-    if args.k:
-        command += ["-k", args.k]
+    command = bench_command(bench_dir, args.out, suite, args.k)
+    print(f"fastnn bench: the {suite} suite of {bench_dir}; about {BENCH_SUITES[suite][1]} on 2 idle cores"
+          + (" (less with -k)" if args.k else "") + f", longer on a busy machine. Results are written to "
+          f"{args.out}/benchmarks.md and .json as they come, the chart at the end.", flush=True)
     print("running:", " ".join(command), flush=True)
-    returncode = subprocess.call(command)
+    start = time.perf_counter()
+    try:
+        returncode = subprocess.call(command)
+    except KeyboardInterrupt:  # pytest stops too; report what finished (the JSON holds it)
+        returncode = 130
     if not os.path.exists(json_path):
         print(f"error: pytest exited with code {returncode} and wrote no {json_path}", file=sys.stderr)
         return returncode or 1
-    write_report(json_path, args.out, header=report.format_machine(report.machine_summary()))
+    print(f"benchmarks took {(time.perf_counter() - start) / 60:.1f} min")
+    write_report(json_path, args.out, header=report.format_machine(report.machine_summary())
+                 + f"; `fastnn bench` {suite} suite", quiet=True)
     if returncode:
         print(f"warning: pytest exited with code {returncode} (see its output above)", file=sys.stderr)
     return returncode
@@ -102,10 +147,22 @@ def cmd_bench_report(args):
     return write_report(args.json, args.out)
 
 
+def _warm_up(model, X, y):
+    """Seconds to fit and predict with a copy of model on one example per class: what the first call
+    of a backend costs once (Numba compiling its kernels or loading them from its cache)."""
+    import numpy as np
+    from sklearn.base import clone
+
+    rows = np.sort(np.unique(y, return_index=True)[1])
+    start = time.perf_counter()
+    clone(model).set_params(max_epochs=1).fit(X[rows], y[rows]).predict(X[rows])
+    return time.perf_counter() - start
+
+
 def cmd_train(args):
     import numpy as np
 
-    from . import datasets
+    from . import datasets, plots
     from .models import KernelPerceptron, Perceptron
 
     X_train, X_test, y_train, y_test = datasets.DATASETS[args.dataset](
@@ -121,6 +178,7 @@ def cmd_train(args):
         if args.kernel == "poly":
             description += f", degree={args.degree}, coef0={args.coef0}"
     try:
+        warm_up_time = _warm_up(model, X_train, y_train)
         start = time.perf_counter()
         model.fit(X_train, y_train)
         fit_time = time.perf_counter() - start
@@ -137,18 +195,45 @@ def cmd_train(args):
     print(f"mistakes per epoch: {' '.join(str(m) for m in model.mistakes_)}")
     if args.model == "kernel-perceptron":
         print(f"support vectors: {len(model.support_)} of {X_train.shape[0]}")
+    what = "Numba compiling the kernels or loading its cache" if backend == "numba" else "nothing to compile"
+    print(f"compile/load time: {warm_up_time:.3f} s (a first fit on {len(model.classes_)} examples: {what})")
     print(f"fit time: {fit_time:.3f} s")
-    print(f"train accuracy: {model.score(X_train, y_train):.4f}")
-    print(f"test accuracy: {model.score(X_test, y_test):.4f}")
+    result = {
+        "model": type(model).__name__, "dataset": args.dataset,
+        "settings": {**{key: (value.name if isinstance(value, np.dtype) else value)
+                        for key, value in model.get_params().items()}, "backend": backend},
+        "sizes": {"train": int(X_train.shape[0]), "test": int(X_test.shape[0]), "features": int(X_train.shape[1])},
+        "backend": backend, "epochs": int(model.n_iter_), "mistakes_per_epoch": [int(m) for m in model.mistakes_],
+        "compile_load_time": warm_up_time, "fit_time": fit_time,
+        "train_accuracy": float(model.score(X_train, y_train)), "test_accuracy": float(model.score(X_test, y_test)),
+    }
+    if args.model == "kernel-perceptron":
+        result["n_support"] = int(len(model.support_))
+    print(f"train accuracy: {result['train_accuracy']:.4f}")
+    print(f"test accuracy: {result['test_accuracy']:.4f}")
+    os.makedirs(args.out, exist_ok=True)
+    stem = os.path.join(args.out, args.model)
+    _write_json(f"{stem}.json", result)
+    if not args.no_plot:
+        _plot(plots.mistakes_per_epoch, result["mistakes_per_epoch"], f"{stem}.png",
+              title=f"{description} on {args.dataset} ({backend}, {args.dtype})")
     return 0
 
 
 # ---------------------------------------------------------------------------- the MLP
 def _load_split_dataset(args):
+    """The data set of --dataset; errors name the command line's options, not the loader's arguments."""
     from . import datasets
 
-    return datasets.load_dataset(args.dataset, path=args.data_dir, random_state=args.split_seed, dtype=args.dtype,
-                                 download=args.download)
+    if args.dataset not in datasets._FILE_DATASETS and (args.data_dir is not None or args.download):
+        raise ValueError(f"--data-dir and --download apply to --dataset {' or '.join(sorted(datasets._FILE_DATASETS))} "
+                         f"only; {args.dataset!r} needs no files")
+    try:
+        return datasets.load_dataset(args.dataset, path=args.data_dir, random_state=args.split_seed,
+                                     dtype=args.dtype, download=args.download)
+    except datasets.MissingDataError as exc:
+        raise FileNotFoundError(exc.wording(path="--data-dir", download="--download",
+                                            other_place=f"--data-dir or ${datasets.DATA_DIR_ENV}")) from None
 
 
 def _mlp_settings(args, **overrides):
@@ -370,8 +455,9 @@ def cmd_train_cnn1d(args):
     fit_time = history["time"][-1]  # training only
     result = {
         "model": "CNN1DClassifier", "dataset": data.name,
-        "settings": {key: list(value) if isinstance(value, tuple) else value
-                     for key, value in classifier.get_params().items()},
+        "settings": {**{key: list(value) if isinstance(value, tuple) else value
+                        for key, value in classifier.get_params().items()},
+                     "backend": args.backend or fastnn.get_backend()},
         "sizes": {"train": len(data.X_train), "validation": len(data.X_val), "test": len(data.X_test)},
         "backend": args.backend or fastnn.get_backend(), "n_parameters": int(classifier.model_.n_parameters),
         "history": history, "test_accuracy": float(classifier.score(data.X_test, data.y_test)),
@@ -535,6 +621,9 @@ def add_train_parser(commands):
             model.add_argument("--gamma", type=float, default=None, help="default: 1 / n_features")
             model.add_argument("--degree", type=int, default=3, help="for poly (default: 3)")
             model.add_argument("--coef0", type=float, default=1.0, help="for poly (default: 1.0)")
+        model.add_argument("--out", default="results",
+                           help=f"directory for {name}.json and {name}.png (default: results)")
+        model.add_argument("--no-plot", action="store_true", help="write no plot")
         model.set_defaults(run=cmd_train)
 
 
@@ -545,11 +634,17 @@ def build_parser():
     info = commands.add_parser("info", help="version, available backends and why others are unavailable")
     info.set_defaults(run=cmd_info)
 
-    bench = commands.add_parser("bench", help="run the benchmarks (source checkout) and write a report")
-    bench.add_argument("--bench-dir", default="bench", help="directory of the benchmarks (default: bench)")
+    bench = commands.add_parser("bench", help="run the benchmarks (about 5 minutes) and write a report")
+    bench.add_argument("--bench-dir", default=None,
+                       help="directory of the benchmarks (default: ./bench in a source checkout, else those "
+                            "installed with fastnn)")
     bench.add_argument("--out", default="bench-results", help="output directory (default: bench-results)")
     bench.add_argument("-k", metavar="EXPR", help="only run benchmarks matching this pytest -k expression")
-    bench.add_argument("--quick", action="store_true", help="short timing runs (" + " ".join(QUICK_OPTIONS) + ")")
+    suite = bench.add_mutually_exclusive_group()
+    suite.add_argument("--quick", action="store_true",
+                       help=f"fewer benchmarks, shorter timing (about {BENCH_SUITES['quick'][1]})")
+    suite.add_argument("--full", action="store_true",
+                       help=f"every benchmark, longer timing (about {BENCH_SUITES['full'][1]})")
     bench.set_defaults(run=cmd_bench)
 
     report = commands.add_parser("bench-report", help="table and chart from a saved --benchmark-json file")

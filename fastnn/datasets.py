@@ -295,14 +295,27 @@ def _read_fashion_pair(images_path, labels_path):
     return images, labels
 
 
-def _missing_files_error(missing, directories, download_dir, base_url):
-    expected = ", ".join(f"{stem}.gz" for stem in FASHION_MNIST_FILES)
-    where = " or ".join(str(d) for d in directories)
-    lacking = ", ".join(f"{stem}[.gz]" for stem in missing)
-    return FileNotFoundError(
-        f"Fashion-MNIST: {lacking} not found in {where}. Pass path= the directory that holds the four files "
-        f"({expected}; uncompressed copies without .gz work too), or download=True to fetch them from "
-        f"{base_url} into {download_dir} (cache_dir= or ${DATA_DIR_ENV} choose another place).")
+class MissingDataError(FileNotFoundError):
+    """Fashion-MNIST files not found (and not downloaded). Its message names load_fashion_mnist's
+    arguments (path=, download=True); `wording(...)` says the same with another interface's names
+    (the command line's --data-dir and --download)."""
+
+    def __init__(self, missing, directories, download_dir, base_url):
+        self.missing, self.directories, self.download_dir, self.base_url = missing, directories, download_dir, base_url
+        super().__init__(self.wording())
+
+    def wording(self, path="path=", download="download=True", other_place=f"cache_dir= or ${DATA_DIR_ENV}"):
+        """The message, naming `path` for the directory, `download` for fetching, `other_place` for
+        where else downloads can go."""
+        expected = ", ".join(f"{stem}.gz" for stem in FASHION_MNIST_FILES)
+        where = " or ".join(str(d) for d in self.directories)
+        lacking = ", ".join(f"{stem}[.gz]" for stem in self.missing)
+        return (f"Fashion-MNIST: {lacking} not found in {where}. Pass {path} the directory that holds the four "
+                f"files ({expected}; uncompressed copies without .gz work too), or {download} to fetch them "
+                f"from {self.base_url} into {self.download_dir} ({other_place} choose another place).")
+
+    def __str__(self):
+        return self.args[0]
 
 
 # ---------------------------------------------------------------------------- checks and splits
@@ -437,7 +450,7 @@ def load_fashion_mnist(path=None, *, split="seed", validation_size=2000, train_s
         found = _find_files(directories)
         missing = [stem for stem in FASHION_MNIST_FILES if stem not in found]
     if missing:
-        raise _missing_files_error(missing, directories, download_dir, _base_url(base_url))
+        raise MissingDataError(missing, directories, download_dir, _base_url(base_url))
 
     train_images, train_labels = _read_fashion_pair(found["train-images-idx3-ubyte"], found["train-labels-idx1-ubyte"])
     test_images, test_labels = _read_fashion_pair(found["t10k-images-idx3-ubyte"], found["t10k-labels-idx1-ubyte"])

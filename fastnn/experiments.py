@@ -40,7 +40,10 @@ class MLPSettings:
         return f"MLP_lr{self.learning_rate:g}_b{self.batch_size}"
 
     def to_dict(self):
-        return {key: list(value) if isinstance(value, tuple) else value for key, value in vars(self).items()}
+        """The settings as JSON-able values, with the backend that runs (the default's name when None)."""
+        values = {key: list(value) if isinstance(value, tuple) else value for key, value in vars(self).items()}
+        values["backend"] = self.backend or get_backend()
+        return values
 
 
 def _make_optimizer(settings):

@@ -119,3 +119,18 @@ def seed_accuracies(result, path, title=""):
     ax.legend()
     ax.set_title(title, fontsize=9)
     return _save(fig, path)
+
+
+def mistakes_per_epoch(mistakes, path, title=""):
+    """Bar chart of a (kernel) perceptron's training mistakes in each epoch, integer epoch ticks."""
+    plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    epochs = np.arange(1, len(mistakes) + 1)
+    ax.bar(epochs, mistakes, color="C0")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("mistakes on the training set")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_title(title, fontsize=9)
+    return _save(fig, path)

@@ -47,6 +47,7 @@ def test_train_cnn1d_writes_history_and_plot(tmp_path, capsys):
     assert result["dataset"] == "mnist1d" and result["sizes"] == {"train": 4000, "validation": 0, "test": 1000}
     settings = result["settings"]
     assert settings["channels"] == [4, 4] and settings["optimizer"] == "adam" and settings["batch_size"] == 100
+    assert result["backend"] == settings["backend"] == "numpy"  # the backend that ran, never null
     assert result["n_updates"] == 80
     assert result["n_parameters"] == (4 * 5 + 4) + (4 * 4 * 3 + 4) + (4 * 10 * 10 + 10)  # lengths 40 -> 19 -> 10
     assert result["fit_time"] > 0 and result["wall_time"] >= result["fit_time"] and result["updates_per_second"] > 0

@@ -8,6 +8,7 @@ import pytest
 pytest.importorskip("sklearn")
 pytest.importorskip("matplotlib")
 
+import fastnn  # noqa: E402
 from fastnn import datasets, experiments  # noqa: E402
 from fastnn.__main__ import main  # noqa: E402
 
@@ -31,6 +32,7 @@ def test_train_mlp_writes_the_seed_result_file_and_plot(tmp_path, capsys):
     history = result["history"]
     assert history["epoch"] == [1, 2, 3] and len(history["test_accuracy"]) == 3
     assert result["settings"]["batch_size"] == 5 and result["dataset"] == "digits"
+    assert result["settings"]["backend"] == fastnn.get_backend()  # the backend that ran, not null
     assert 0.5 < result["test_accuracy"] <= 1.0
     assert (tmp_path / "MLP_lr0.01_b5.png").stat().st_size > 10_000
 
@@ -83,3 +85,13 @@ def test_training_runs_are_reproducible(digits):
     first, second = (experiments.train_mlp(digits, settings) for _ in range(2))
     np.testing.assert_array_equal(first["model"].params, second["model"].params)
     assert first["history"]["loss"] == second["history"]["loss"]
+
+
+def test_missing_fashion_mnist_is_explained_in_command_line_words(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(datasets.DATA_DIR_ENV, str(tmp_path / "empty"))  # never the real home directory
+    assert main(["train", "mlp", "--dataset", "fashion-mnist", "--out", str(tmp_path), *QUICK]) == 2
+    err = capsys.readouterr().err
+    assert "Fashion-MNIST: " in err and "Pass --data-dir the directory" in err and "or --download to fetch" in err
+    assert "path=" not in err and "download=True" not in err
+    assert main(["train", "mlp", "--dataset", "digits", "--data-dir", str(tmp_path), *QUICK]) == 2
+    assert "--data-dir and --download apply to --dataset fashion-mnist only" in capsys.readouterr().err

@@ -7,6 +7,8 @@
 - On scikit-learn's digits they reach the accuracies of issue 5, and the same seed gives the same
   model on every backend.
 """
+import json
+
 import numpy as np
 import pytest
 
@@ -14,6 +16,7 @@ sklearn = pytest.importorskip("sklearn")
 
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
+import fastnn  # noqa: E402
 from fastnn import datasets  # noqa: E402
 from fastnn.__main__ import main  # noqa: E402
 from fastnn.models import KernelPerceptron, Perceptron  # noqa: E402
@@ -376,29 +379,44 @@ def test_same_seed_same_model_twice_and_no_shuffle(digits):
 
 
 # ---------------------------------------------------------------------------- command line
-def test_cli_train_perceptron(capsys):
-    assert main(["train", "perceptron", "--dataset", "digits", "--epochs", "5", "--random-state", "0"]) == 0
+def test_cli_train_perceptron(capsys, tmp_path):
+    pytest.importorskip("matplotlib")
+    assert main(["train", "perceptron", "--dataset", "digits", "--epochs", "5", "--random-state", "0",
+                 "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "perceptron on digits: 1347 training and 450 test examples" in out
-    assert "mistakes per epoch: " in out and "fit time: " in out
+    assert "mistakes per epoch: " in out and "fit time: " in out and "compile/load time: " in out
     accuracy = float(out.split("test accuracy: ")[1].split()[0])
     assert 0.85 <= accuracy <= 1
+    result = json.loads((tmp_path / "perceptron.json").read_text())
+    assert result["backend"] == result["settings"]["backend"] == fastnn.get_backend()  # resolved, not null
+    assert result["test_accuracy"] == pytest.approx(accuracy, abs=5e-5)
+    assert result["mistakes_per_epoch"] == [int(m) for m in out.split("mistakes per epoch: ")[1].split("\n")[0].split()]
+    assert len(result["mistakes_per_epoch"]) == result["epochs"] <= 5
+    assert result["compile_load_time"] >= 0 and result["fit_time"] > 0
+    assert (tmp_path / "perceptron.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_cli_train_kernel_perceptron(capsys):
+def test_cli_train_kernel_perceptron(capsys, tmp_path):
     backend = BACKENDS[0]
     argv = ["train", "kernel-perceptron", "--kernel", "rbf", "--gamma", "0.1", "--epochs", "20",
-            "--backend", backend, "--random-state", "0", "--dtype", "float32"]
+            "--backend", backend, "--random-state", "0", "--dtype", "float32", "--out", str(tmp_path), "--no-plot"]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert f"backend {backend}, float32" in out and "support vectors: " in out
     assert float(out.split("test accuracy: ")[1].split()[0]) >= 0.97
     mistakes = out.split("mistakes per epoch: ")[1].splitlines()[0].split()
     assert len(mistakes) >= 1 and all(m.isdigit() for m in mistakes)
+    result = json.loads((tmp_path / "kernel-perceptron.json").read_text())
+    assert result["backend"] == backend and result["settings"]["kernel"] == "rbf"
+    assert result["mistakes_per_epoch"] == [int(m) for m in mistakes]
+    assert 0 < result["n_support"] <= result["sizes"]["train"]
+    assert not (tmp_path / "kernel-perceptron.png").exists()  # --no-plot
 
 
-def test_cli_train_reports_bad_parameters(capsys):
-    assert main(["train", "kernel-perceptron", "--kernel", "poly", "--degree", "-1", "--epochs", "1"]) == 2
+def test_cli_train_reports_bad_parameters(capsys, tmp_path):
+    assert main(["train", "kernel-perceptron", "--kernel", "poly", "--degree", "-1", "--epochs", "1",
+                 "--out", str(tmp_path)]) == 2
     assert "degree" in capsys.readouterr().err
 
 

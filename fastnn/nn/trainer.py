@@ -329,13 +329,20 @@ class Trainer:
 
     # ------------------------------------------------------------------ reporting
     def _progress(self, epoch, n_batches):
-        if not self.verbose:
+        """A progress bar of the epoch's batches on stderr, only when stderr is a terminal (or in a notebook).
+
+        In a log (stderr redirected) the per-epoch metric lines are the progress: a bar there would
+        leave carriage-return debris ("0%|...") in every epoch's line.
+        """
+        if not self.verbose or not (_is_terminal(sys.stderr) or "ipykernel" in sys.modules):
             return _NoProgress()
         try:
-            from tqdm.auto import tqdm
+            from tqdm.auto import tqdm  # a widget in a notebook
         except ImportError:
             return _NoProgress()
-        return tqdm(total=n_batches, desc=f"epoch {epoch}/{self.epochs}", unit="batch", leave=False, file=sys.stderr)
+        # mininterval 0: fused epochs update the bar only once per chunk of batches, so draw every update.
+        return tqdm(total=n_batches, desc=f"epoch {epoch}/{self.epochs}", unit="batch", leave=False,
+                    file=sys.stderr, mininterval=0, dynamic_ncols=True)
 
     def _report(self, history):
         if not self.verbose:
@@ -378,7 +385,16 @@ def gather_rows(X, rows, out):
     return out
 
 
+def _is_terminal(stream):
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # replaced by an object without isatty, or closed
+        return False
+
+
 class _NoProgress:
+    """What _progress returns when no bar is drawn: a context manager whose update does nothing."""
+
     def __enter__(self):
         return self
 
