@@ -1,0 +1,281 @@
+/* Conv-2D forward and backward as GEMMs on im2col chunks (fastnn, src_ext/_conv2d.pyx).
+ *
+ * The conv-1D design of conv1d.h with the output plane flattened: x (N, C_in, H, W), w (C_out, C_in,
+ * KH, KW) read as a (C_out, CK) matrix with CK = C_in KH KW, y and dy (N, C_out, H_out, W_out). With
+ * P = H_out W_out and M = nb P for a chunk of nb samples, the columns j = (sample, i, j) get
+ *
+ *     cols  (CK, M)     cols[(c KH + p) KW + q, j] = xpad[n, c, i sh + p, j sw + q]   (im2col)
+ *     Y     (C_out, M)  = W @ cols                  -> y (scattered, + bias)
+ *     dYT   (M, C_out)  <- dy (gathered, transposed), dY (C_out, M) beside it
+ *     dW.T  (CK, C_out) += cols @ dYT
+ *     dcols (CK, M)     = W.T @ dY                 -> dx (col2im: scatter-add)
+ *
+ * The products are conv1d.h's (fastnn_conv_gemm, fastnn_conv_dw: small_gemm.h's register-blocked
+ * kernels); only the gathers and scatters know about two dimensions. Threads (OpenMP) take contiguous
+ * ranges of samples with private buffers and dW/db partials summed in thread order, as in conv1d.h.
+ * Every function returns 0, or -1 when an allocation failed.
+ */
+#ifndef FASTNN_CONV2D_H
+#define FASTNN_CONV2D_H
+
+#include "conv1d.h"
+
+typedef struct {
+    ptrdiff_t n, c_in, height, width, c_out, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, h_out, w_out;
+} fastnn_conv2d_geometry;
+
+/* Along one axis: the outputs t whose tap k reads inside the input, t stride + k - padding in [0, length),
+ * for t in [*lo, *hi) (empty when the tap only ever reads padding). */
+static inline void fastnn_conv2d_axis_range(ptrdiff_t length, ptrdiff_t l_out, ptrdiff_t k, ptrdiff_t stride,
+                                            ptrdiff_t padding, ptrdiff_t *lo, ptrdiff_t *hi) {
+    const ptrdiff_t first = padding - k, last = length - 1 + padding - k;
+    ptrdiff_t a = first > 0 ? (first + stride - 1) / stride : 0;
+    ptrdiff_t b = last >= 0 ? last / stride + 1 : 0;
+    if (b > l_out) b = l_out;
+    if (a > b) a = b;
+    *lo = a;
+    *hi = b;
+}
+
+static inline ptrdiff_t fastnn_conv2d_ck(const fastnn_conv2d_geometry *g) {
+    return g->c_in * g->kernel_h * g->kernel_w;
+}
+
+static inline ptrdiff_t fastnn_conv2d_plane(const fastnn_conv2d_geometry *g) { return g->h_out * g->w_out; }
+
+static inline int fastnn_conv2d_threads(const fastnn_conv2d_geometry *g) {
+    int threads = 1;
+#ifdef _OPENMP
+    if (g->n * g->c_out * fastnn_conv2d_plane(g) * fastnn_conv2d_ck(g) >= FASTNN_CONV_PARALLEL_MACS)
+        threads = fastnn_threads();
+#endif
+    if (threads > g->n) threads = (int)g->n;
+    return threads < 1 ? 1 : threads;
+}
+
+/* Samples per chunk: cols, dY and dcols within FASTNN_CONV_CHUNK_BYTES (at least one sample), evened out
+ * so that each thread's share of the batch splits into equal chunks. */
+static inline ptrdiff_t fastnn_conv2d_chunk(const fastnn_conv2d_geometry *g, size_t itemsize, int threads) {
+    const size_t per_sample = (size_t)(2 * fastnn_conv2d_ck(g) + g->c_out) * (size_t)fastnn_conv2d_plane(g) * itemsize;
+    const ptrdiff_t share = (g->n + threads - 1) / threads;
+    ptrdiff_t chunk = (ptrdiff_t)(FASTNN_CONV_CHUNK_BYTES / per_sample), pieces;
+    if (chunk < 1) chunk = 1;
+    if (share < 1) return 1;
+    pieces = (share + chunk - 1) / chunk;
+    return (share + pieces - 1) / pieces;
+}
+
+#define FASTNN_DEFINE_CONV2D(T, SUFFIX)                                                                       \
+/* 0, or -1 when an allocation failed (ws then holds what was allocated, for fastnn_conv_work_free). */        \
+static int fastnn_conv2d_work_alloc_##SUFFIX(fastnn_conv_work_##SUFFIX *ws, const fastnn_conv2d_geometry *g,  \
+                                            ptrdiff_t chunk, int backward, int need_dx) {                     \
+    const size_t ck = (size_t)fastnn_conv2d_ck(g), m = (size_t)(chunk * fastnn_conv2d_plane(g));              \
+    const size_t ldm = (size_t)fastnn_conv_round_up((ptrdiff_t)m, FASTNN_NR_##SUFFIX);                        \
+    const size_t ldo = (size_t)fastnn_conv_round_up(g->c_out, FASTNN_NR_##SUFFIX);                            \
+    memset(ws, 0, sizeof *ws);                                                                                \
+    ws->cols = (T *)malloc(ck * ldm * sizeof(T));                                                             \
+    ws->dY = (T *)malloc((size_t)g->c_out * ldm * sizeof(T));                                                 \
+    if (backward) ws->dYT = (T *)calloc(ldm * ldo, sizeof(T));  /* columns [C_out, ldo) stay zero */          \
+    if (need_dx) ws->dcols = (T *)malloc(ck * ldm * sizeof(T));                                               \
+    if (!ws->cols || !ws->dY || (backward && !ws->dYT) || (need_dx && !ws->dcols))                            \
+        return -1;                                                                                            \
+    return 0;                                                                                                 \
+}                                                                                                             \
+                                                                                                              \
+/* cols (CK, ldm) of samples [n0, n0 + nb): the windows of xpad, zeros where they cover padding and           \
+ * in the pad columns [nb P, ldm). */                                                                         \
+static void fastnn_im2col2d_##SUFFIX(const fastnn_conv2d_geometry *g, const T *x, ptrdiff_t n0, ptrdiff_t nb,  \
+                                     ptrdiff_t ldm, T *cols) {                                                \
+    const ptrdiff_t KH = g->kernel_h, KW = g->kernel_w, sw = g->stride_w, plane = fastnn_conv2d_plane(g);     \
+    const ptrdiff_t hw = g->height * g->width, wo = g->w_out;                                                 \
+    ptrdiff_t c, p, q, s, i, j, lo_h, hi_h, lo_w, hi_w;                                                       \
+    for (c = 0; c < g->c_in; ++c)                                                                             \
+        for (p = 0; p < KH; ++p) {                                                                            \
+            fastnn_conv2d_axis_range(g->height, g->h_out, p, g->stride_h, g->pad_h, &lo_h, &hi_h);            \
+            for (q = 0; q < KW; ++q) {                                                                        \
+                T *row = cols + ((c * KH + p) * KW + q) * ldm;                                                \
+                fastnn_conv2d_axis_range(g->width, wo, q, sw, g->pad_w, &lo_w, &hi_w);                        \
+                for (s = 0; s < nb; ++s) {                                                                    \
+                    const T *src = x + ((n0 + s) * g->c_in + c) * hw;                                         \
+                    T *dst = row + s * plane;                                                                 \
+                    for (i = 0; i < g->h_out; ++i, dst += wo) {                                               \
+                        const T *line;                                                                        \
+                        if (i < lo_h || i >= hi_h) { memset(dst, 0, (size_t)wo * sizeof(T)); continue; }      \
+                        line = src + (i * g->stride_h + p - g->pad_h) * g->width;  /* a row inside x */      \
+                        for (j = 0; j < lo_w; ++j) dst[j] = 0;                                                \
+                        if (sw == 1) memcpy(dst + lo_w, line + (lo_w + q - g->pad_w),                         \
+                                            (size_t)(hi_w - lo_w) * sizeof(T));                               \
+                        else for (j = lo_w; j < hi_w; ++j) dst[j] = line[j * sw + q - g->pad_w];              \
+                        for (j = hi_w; j < wo; ++j) dst[j] = 0;                                               \
+                    }                                                                                         \
+                }                                                                                             \
+                for (j = nb * plane; j < ldm; ++j) row[j] = 0;                                                \
+            }                                                                                                 \
+        }                                                                                                     \
+}                                                                                                             \
+                                                                                                              \
+/* dx[n0 : n0 + nb] = col2im(dcols): every window entry added back where it was read from. */                 \
+static void fastnn_col2im2d_##SUFFIX(const fastnn_conv2d_geometry *g, const T *dcols, ptrdiff_t ldm,          \
+                                     ptrdiff_t n0, ptrdiff_t nb, T *dx) {                                     \
+    const ptrdiff_t KH = g->kernel_h, KW = g->kernel_w, sw = g->stride_w, plane = fastnn_conv2d_plane(g);     \
+    const ptrdiff_t hw = g->height * g->width, wo = g->w_out;                                                 \
+    ptrdiff_t c, p, q, s, i, j, lo_h, hi_h, lo_w, hi_w;                                                       \
+    memset(dx + n0 * g->c_in * hw, 0, (size_t)(nb * g->c_in * hw) * sizeof(T));                               \
+    for (c = 0; c < g->c_in; ++c)                                                                             \
+        for (p = 0; p < KH; ++p) {                                                                            \
+            fastnn_conv2d_axis_range(g->height, g->h_out, p, g->stride_h, g->pad_h, &lo_h, &hi_h);            \
+            for (q = 0; q < KW; ++q) {                                                                        \
+                const T *row = dcols + ((c * KH + p) * KW + q) * ldm;                                         \
+                fastnn_conv2d_axis_range(g->width, wo, q, sw, g->pad_w, &lo_w, &hi_w);                        \
+                for (s = 0; s < nb; ++s) {                                                                    \
+                    T *dst = dx + ((n0 + s) * g->c_in + c) * hw;                                              \
+                    for (i = lo_h; i < hi_h; ++i) {                                                           \
+                        const T *src = row + s * plane + i * wo;                                              \
+                        T *line = dst + (i * g->stride_h + p - g->pad_h) * g->width;  /* a row inside x */   \
+                        for (j = lo_w; j < hi_w; ++j) line[j * sw + q - g->pad_w] += src[j];                  \
+                    }                                                                                         \
+                }                                                                                             \
+            }                                                                                                 \
+        }                                                                                                     \
+}                                                                                                             \
+                                                                                                              \
+static void fastnn_conv2d_forward_range_##SUFFIX(const fastnn_conv2d_geometry *g, const T *x, const T *w,     \
+                                                 const T *b, T *y, ptrdiff_t begin, ptrdiff_t end,            \
+                                                 ptrdiff_t chunk, fastnn_conv_work_##SUFFIX *ws) {            \
+    const ptrdiff_t ck = fastnn_conv2d_ck(g), plane = fastnn_conv2d_plane(g);                                 \
+    ptrdiff_t n0, nb, i, o, t;                                                                                \
+    for (n0 = begin; n0 < end; n0 += nb) {                                                                    \
+        const ptrdiff_t m = (nb = end - n0 < chunk ? end - n0 : chunk) * plane;                               \
+        const ptrdiff_t ldm = fastnn_conv_round_up(m, FASTNN_NR_##SUFFIX);                                    \
+        fastnn_im2col2d_##SUFFIX(g, x, n0, nb, ldm, ws->cols);                                                \
+        fastnn_conv_gemm_##SUFFIX(g->c_out, ldm, ck, w, ck, 1, ws->cols, ws->dY);                             \
+        for (i = 0; i < nb; ++i)                                                                              \
+            for (o = 0; o < g->c_out; ++o) {                                                                  \
+                const T bias = b ? b[o] : 0, *src = ws->dY + o * ldm + i * plane;                             \
+                T *dst = y + ((n0 + i) * g->c_out + o) * plane;                                               \
+                for (t = 0; t < plane; ++t) dst[t] = src[t] + bias;                                           \
+            }                                                                                                 \
+    }                                                                                                         \
+}                                                                                                             \
+                                                                                                              \
+/* dw_acc (CK x ldo) += this range's dW transposed, db_acc += its db (float64); dx rows written if dx. */     \
+static void fastnn_conv2d_backward_range_##SUFFIX(const fastnn_conv2d_geometry *g, const T *x, const T *w,    \
+                                                  const T *dy, T *dx, ptrdiff_t begin, ptrdiff_t end,         \
+                                                  ptrdiff_t chunk, fastnn_conv_work_##SUFFIX *ws,             \
+                                                  T *dw_acc, double *db_acc) {                                \
+    const ptrdiff_t ck = fastnn_conv2d_ck(g), plane = fastnn_conv2d_plane(g);                                 \
+    const ptrdiff_t ldo = fastnn_conv_round_up(g->c_out, FASTNN_NR_##SUFFIX);                                 \
+    ptrdiff_t n0, nb, i, o, t;                                                                                \
+    for (n0 = begin; n0 < end; n0 += nb) {                                                                    \
+        const ptrdiff_t m = (nb = end - n0 < chunk ? end - n0 : chunk) * plane;                               \
+        const ptrdiff_t ldm = fastnn_conv_round_up(m, FASTNN_NR_##SUFFIX);                                    \
+        for (o = 0; o < g->c_out; ++o) {  /* dY (C_out x ldm) and dYT (m x ldo), db on the way */             \
+            T *dst = ws->dY + o * ldm, *dstT = ws->dYT + o;                                                   \
+            double sum = 0;                                                                                   \
+            for (i = 0; i < nb; ++i) {                                                                        \
+                const T *src = dy + ((n0 + i) * g->c_out + o) * plane;                                        \
+                T part = 0;                                                                                   \
+                for (t = 0; t < plane; ++t) {                                                                 \
+                    dst[i * plane + t] = dstT[(i * plane + t) * ldo] = src[t];                                \
+                    part += src[t];                                                                           \
+                }                                                                                             \
+                sum += part;                                                                                  \
+            }                                                                                                 \
+            for (t = m; t < ldm; ++t) dst[t] = 0;                                                             \
+            db_acc[o] += sum;                                                                                 \
+        }                                                                                                     \
+        fastnn_im2col2d_##SUFFIX(g, x, n0, nb, ldm, ws->cols);                                                \
+        fastnn_conv_dw_##SUFFIX(ck, ldo, m, ldm, ws->cols, ws->dYT, dw_acc);                                  \
+        if (dx) {                                                                                             \
+            fastnn_conv_gemm_##SUFFIX(ck, ldm, g->c_out, w, 1, ck, ws->dY, ws->dcols);                        \
+            fastnn_col2im2d_##SUFFIX(g, ws->dcols, ldm, n0, nb, dx);                                          \
+        }                                                                                                     \
+    }                                                                                                         \
+}                                                                                                             \
+                                                                                                              \
+/* y (N, C_out, H_out, W_out) = conv(x, w) + b (b may be NULL). */                                            \
+static int fastnn_conv2d_forward_##SUFFIX(const fastnn_conv2d_geometry *g, const T *x, const T *w,            \
+                                          const T *b, T *y) {                                                 \
+    const int threads = fastnn_conv2d_threads(g);                                                             \
+    const ptrdiff_t chunk = fastnn_conv2d_chunk(g, sizeof(T), threads);                                       \
+    int failed = 0;                                                                                           \
+    _Pragma("omp parallel num_threads(threads) if (threads > 1) reduction(|:failed)")                         \
+    {                                                                                                         \
+        int id = 0, count = 1;                                                                                \
+        fastnn_conv_work_##SUFFIX ws;                                                                         \
+        FASTNN_CONV_THREAD_ID(id, count);                                                                     \
+        if (fastnn_conv2d_work_alloc_##SUFFIX(&ws, g, chunk, 0, 0) == 0)                                      \
+            fastnn_conv2d_forward_range_##SUFFIX(g, x, w, b, y, g->n * id / count, g->n * (id + 1) / count,   \
+                                                 chunk, &ws);                                                 \
+        else failed = 1;                                                                                      \
+        fastnn_conv_work_free_##SUFFIX(&ws);                                                                  \
+    }                                                                                                         \
+    return failed ? -1 : 0;                                                                                   \
+}                                                                                                             \
+                                                                                                              \
+/* dw, db (and dx unless NULL) of conv2d_forward given dy; all fully overwritten. */                          \
+static int fastnn_conv2d_backward_##SUFFIX(const fastnn_conv2d_geometry *g, const T *x, const T *w,           \
+                                           const T *dy, T *dx, T *dw, T *db) {                                \
+    const int threads = fastnn_conv2d_threads(g);                                                             \
+    const ptrdiff_t ck = fastnn_conv2d_ck(g), ldo = fastnn_conv_round_up(g->c_out, FASTNN_NR_##SUFFIX);       \
+    const ptrdiff_t wsize = ck * ldo, chunk = fastnn_conv2d_chunk(g, sizeof(T), threads);                     \
+    ptrdiff_t o, c;                                                                                           \
+    int failed = 0, part;                                                                                     \
+    T *dw_parts = (T *)calloc((size_t)(threads * wsize), sizeof(T));                                          \
+    double *db_parts = (double *)calloc((size_t)(threads * g->c_out), sizeof(double));                        \
+    if (!dw_parts || !db_parts) { free(dw_parts); free(db_parts); return -1; }                                \
+    _Pragma("omp parallel num_threads(threads) if (threads > 1) reduction(|:failed)")                         \
+    {                                                                                                         \
+        int id = 0, count = 1;                                                                                \
+        fastnn_conv_work_##SUFFIX ws;                                                                         \
+        FASTNN_CONV_THREAD_ID(id, count);                                                                     \
+        if (fastnn_conv2d_work_alloc_##SUFFIX(&ws, g, chunk, 1, dx != NULL) == 0)                             \
+            fastnn_conv2d_backward_range_##SUFFIX(g, x, w, dy, dx, g->n * id / count,                         \
+                                                  g->n * (id + 1) / count, chunk, &ws, dw_parts + id * wsize, \
+                                                  db_parts + id * g->c_out);                                  \
+        else failed = 1;                                                                                      \
+        fastnn_conv_work_free_##SUFFIX(&ws);                                                                  \
+    }                                                                                                         \
+    for (o = 0; o < g->c_out; ++o) {                                                                          \
+        double total = 0;                                                                                     \
+        for (c = 0; c < ck; ++c) {                                                                            \
+            T sum = dw_parts[c * ldo + o];                                                                    \
+            for (part = 1; part < threads; ++part) sum += dw_parts[part * wsize + c * ldo + o];               \
+            dw[o * ck + c] = sum;                                                                             \
+        }                                                                                                     \
+        for (part = 0; part < threads; ++part) total += db_parts[part * g->c_out + o];                        \
+        db[o] = (T)total;                                                                                     \
+    }                                                                                                         \
+    free(dw_parts); free(db_parts);                                                                           \
+    return failed ? -1 : 0;                                                                                   \
+}                                                                                                             \
+                                                                                                              \
+/* One (H, W) plane of max-pooling: y[i, j], argmax[i, j] = the first maximum (row-major) of the window at    \
+ * (i sh, j sw) and its flat position h W + w; the first NaN wins (as np.argmax) and then stays. */            \
+static void fastnn_maxpool2d_plane_##SUFFIX(const T *x, T *y, int64_t *argmax, ptrdiff_t width,               \
+                                            ptrdiff_t kernel_h, ptrdiff_t kernel_w, ptrdiff_t sh,             \
+                                            ptrdiff_t sw, ptrdiff_t h_out, ptrdiff_t w_out) {                 \
+    ptrdiff_t i, j, p, q;                                                                                     \
+    for (i = 0; i < h_out; ++i)                                                                               \
+        for (j = 0; j < w_out; ++j) {                                                                         \
+            const ptrdiff_t corner = i * sh * width + j * sw;                                                 \
+            T best = x[corner];                                                                               \
+            ptrdiff_t best_at = corner;                                                                       \
+            for (p = 0; p < kernel_h; ++p) {                                                                  \
+                const T *line = x + corner + p * width;                                                       \
+                for (q = 0; q < kernel_w; ++q) {                                                              \
+                    const T v = line[q];                                                                      \
+                    const int take = (v > best) | ((v != v) & (best == best));                                \
+                    best = take ? v : best;                                                                   \
+                    best_at = take ? corner + p * width + q : best_at;                                        \
+                }                                                                                             \
+            }                                                                                                 \
+            y[i * w_out + j] = best;                                                                          \
+            argmax[i * w_out + j] = best_at;                                                                  \
+        }                                                                                                     \
+}
+
+FASTNN_DEFINE_CONV2D(float, f32)
+FASTNN_DEFINE_CONV2D(double, f64)
+
+#endif  /* FASTNN_CONV2D_H */
