@@ -4,16 +4,20 @@
  * KH, KW) read as a (C_out, CK) matrix with CK = C_in KH KW, y and dy (N, C_out, H_out, W_out). With
  * P = H_out W_out and M = nb P for a chunk of nb samples, the columns j = (sample, i, j) get
  *
- *     cols  (CK, M)     cols[(c KH + p) KW + q, j] = xpad[n, c, i sh + p, j sw + q]   (im2col)
- *     Y     (C_out, M)  = W @ cols                  -> y (scattered, + bias)
- *     dYT   (M, C_out)  <- dy (gathered, transposed), dY (C_out, M) beside it
- *     dW.T  (CK, C_out) += cols @ dYT
- *     dcols (CK, M)     = W.T @ dY                 -> dx (col2im: scatter-add)
+ *     cols    (CK, M)     cols[(c KH + p) KW + q, j] = xpad[n, c, i sh + p, j sw + q]   (im2col)
+ *     Y       (C_out, M)  = W @ cols                  -> y (scattered, + bias)
+ *     dY      (C_out, M)  <- dy (gathered)
+ *     patches (M, ldk)    patches[j, (c KH + p) KW + q] = cols[(c KH + p) KW + q, j]  (row-major windows)
+ *     dW      (C_out, ldk) += dY @ patches
+ *     dcols   (CK, M)     = W.T @ dY                 -> dx (col2im: scatter-add)
  *
- * The products are conv1d.h's (fastnn_conv_gemm, fastnn_conv_dw: small_gemm.h's register-blocked
- * kernels); only the gathers and scatters know about two dimensions. Threads (OpenMP) take contiguous
- * ranges of samples with private buffers and dW/db partials summed in thread order, as in conv1d.h.
- * Every function returns 0, or -1 when an allocation failed.
+ * The products are small_gemm.h's register-blocked kernels (through conv1d.h's fastnn_conv_gemm for Y
+ * and dcols); only the gathers and scatters know about two dimensions. Unlike conv1d.h, dW is not
+ * computed transposed: the image CNNs' C_out is small (6, 16) and padding it to whole vectors wasted
+ * most of the multiply-adds, while CK (75, 150) pads to ldk with little waste; and the windows are
+ * gathered row-major directly (one contiguous run of KW values per (c, p)), with no transposed copy of dY.
+ * Threads (OpenMP) take contiguous ranges of samples with private buffers and dW/db partials summed in
+ * thread order, as in conv1d.h. Every function returns 0, or -1 when an allocation failed.
  */
 #ifndef FASTNN_CONV2D_H
 #define FASTNN_CONV2D_H
@@ -66,20 +70,64 @@ static inline ptrdiff_t fastnn_conv2d_chunk(const fastnn_conv2d_geometry *g, siz
 }
 
 #define FASTNN_DEFINE_CONV2D(T, SUFFIX)                                                                       \
-/* 0, or -1 when an allocation failed (ws then holds what was allocated, for fastnn_conv_work_free). */        \
+/* 0, or -1 when an allocation failed (ws then holds what was allocated, for fastnn_conv_work_free).         \
+ * The backward keeps its row-major patches (m x ldk) in ws->cols; dYT is not used. */                        \
 static int fastnn_conv2d_work_alloc_##SUFFIX(fastnn_conv_work_##SUFFIX *ws, const fastnn_conv2d_geometry *g,  \
                                             ptrdiff_t chunk, int backward, int need_dx) {                     \
     const size_t ck = (size_t)fastnn_conv2d_ck(g), m = (size_t)(chunk * fastnn_conv2d_plane(g));              \
     const size_t ldm = (size_t)fastnn_conv_round_up((ptrdiff_t)m, FASTNN_NR_##SUFFIX);                        \
-    const size_t ldo = (size_t)fastnn_conv_round_up(g->c_out, FASTNN_NR_##SUFFIX);                            \
+    const size_t ldk = (size_t)fastnn_conv_round_up((ptrdiff_t)ck, FASTNN_NR_##SUFFIX);                       \
     memset(ws, 0, sizeof *ws);                                                                                \
-    ws->cols = (T *)malloc(ck * ldm * sizeof(T));                                                             \
+    ws->cols = (T *)malloc((backward ? m * ldk : ck * ldm) * sizeof(T));                                      \
     ws->dY = (T *)malloc((size_t)g->c_out * ldm * sizeof(T));                                                 \
-    if (backward) ws->dYT = (T *)calloc(ldm * ldo, sizeof(T));  /* columns [C_out, ldo) stay zero */          \
     if (need_dx) ws->dcols = (T *)malloc(ck * ldm * sizeof(T));                                               \
-    if (!ws->cols || !ws->dY || (backward && !ws->dYT) || (need_dx && !ws->dcols))                            \
+    if (!ws->cols || !ws->dY || (need_dx && !ws->dcols))                                                      \
         return -1;                                                                                            \
     return 0;                                                                                                 \
+}                                                                                                             \
+                                                                                                              \
+/* patches (m x ldk) of samples [n0, n0 + nb): row r = s P + i W_out + j holds the window of output (i, j)   \
+ * of sample s, patches[r, (c KH + p) KW + q] = xpad[n0 + s, c, i sh + p, j sw + q]; zeros where the window   \
+ * covers padding and in the pad columns [CK, ldk). */                                                        \
+static void fastnn_im2row2d_##SUFFIX(const fastnn_conv2d_geometry *g, const T *x, ptrdiff_t n0, ptrdiff_t nb,  \
+                                     ptrdiff_t ldk, T *patches) {                                             \
+    const ptrdiff_t KH = g->kernel_h, KW = g->kernel_w, H = g->height, W = g->width, ck = fastnn_conv2d_ck(g); \
+    ptrdiff_t s, i, j, c, p, q;                                                                               \
+    T *dst = patches;                                                                                         \
+    for (s = 0; s < nb; ++s) {                                                                                \
+        const T *sample = x + (n0 + s) * g->c_in * H * W;                                                     \
+        for (i = 0; i < g->h_out; ++i)                                                                        \
+            for (j = 0; j < g->w_out; ++j, dst += ldk) {                                                      \
+                const ptrdiff_t top = i * g->stride_h - g->pad_h, left = j * g->stride_w - g->pad_w;          \
+                const int inside = left >= 0 && left + KW <= W;                                               \
+                T *d = dst;                                                                                   \
+                for (c = 0; c < g->c_in; ++c)                                                                 \
+                    for (p = 0; p < KH; ++p, d += KW) {                                                       \
+                        const ptrdiff_t h = top + p;                                                          \
+                        const T *line;                                                                        \
+                        if (h < 0 || h >= H) { memset(d, 0, (size_t)KW * sizeof(T)); continue; }              \
+                        line = sample + (c * H + h) * W;  /* a row inside x */                                \
+                        /* plain loops, not memcpy: runs of KW = 3..7 values cost more in calls than copies */ \
+                        if (inside) for (q = 0; q < KW; ++q) d[q] = line[left + q];                           \
+                        else for (q = 0; q < KW; ++q)                                                         \
+                            d[q] = left + q >= 0 && left + q < W ? line[left + q] : 0;                        \
+                    }                                                                                         \
+                for (q = ck; q < ldk; ++q) dst[q] = 0;                                                        \
+            }                                                                                                 \
+    }                                                                                                         \
+}                                                                                                             \
+                                                                                                              \
+/* acc (C_out x ldk) += dY (C_out x m, rows ldm apart) @ patches (m x ldk): 6-row blocks of dY (12            \
+ * accumulators), vectors along CK, the reduction streaming down the patches. */                              \
+static void fastnn_conv2d_dw_##SUFFIX(ptrdiff_t c_out, ptrdiff_t ldk, ptrdiff_t m, ptrdiff_t ldm,             \
+                                      const T *dY, const T *patches, T *acc) {                                \
+    const ptrdiff_t nr = FASTNN_NR_##SUFFIX;                                                                  \
+    ptrdiff_t i0, j0;                                                                                         \
+    for (j0 = 0; j0 < ldk; j0 += nr)                                                                          \
+        for (i0 = 0; i0 < c_out; i0 += FASTNN_WIDE_MR)                                                        \
+            fastnn_block_axpy_wide_##SUFFIX(c_out - i0 < FASTNN_WIDE_MR ? c_out - i0 : FASTNN_WIDE_MR, nr, m,  \
+                                            dY + i0 * ldm, ldm, 1, patches + j0, ldk, acc + i0 * ldk + j0,    \
+                                            ldk, 1);                                                          \
 }                                                                                                             \
                                                                                                               \
 /* cols (CK, ldm) of samples [n0, n0 + nb): the windows of xpad, zeros where they cover padding and           \
@@ -158,25 +206,25 @@ static void fastnn_conv2d_forward_range_##SUFFIX(const fastnn_conv2d_geometry *g
     }                                                                                                         \
 }                                                                                                             \
                                                                                                               \
-/* dw_acc (CK x ldo) += this range's dW transposed, db_acc += its db (float64); dx rows written if dx. */     \
+/* dw_acc (C_out x ldk) += this range's dW, db_acc += its db (float64); dx rows written if dx. */             \
 static void fastnn_conv2d_backward_range_##SUFFIX(const fastnn_conv2d_geometry *g, const T *x, const T *w,    \
                                                   const T *dy, T *dx, ptrdiff_t begin, ptrdiff_t end,         \
                                                   ptrdiff_t chunk, fastnn_conv_work_##SUFFIX *ws,             \
                                                   T *dw_acc, double *db_acc) {                                \
     const ptrdiff_t ck = fastnn_conv2d_ck(g), plane = fastnn_conv2d_plane(g);                                 \
-    const ptrdiff_t ldo = fastnn_conv_round_up(g->c_out, FASTNN_NR_##SUFFIX);                                 \
+    const ptrdiff_t ldk = fastnn_conv_round_up(ck, FASTNN_NR_##SUFFIX);                                       \
     ptrdiff_t n0, nb, i, o, t;                                                                                \
     for (n0 = begin; n0 < end; n0 += nb) {                                                                    \
         const ptrdiff_t m = (nb = end - n0 < chunk ? end - n0 : chunk) * plane;                               \
         const ptrdiff_t ldm = fastnn_conv_round_up(m, FASTNN_NR_##SUFFIX);                                    \
-        for (o = 0; o < g->c_out; ++o) {  /* dY (C_out x ldm) and dYT (m x ldo), db on the way */             \
-            T *dst = ws->dY + o * ldm, *dstT = ws->dYT + o;                                                   \
+        for (o = 0; o < g->c_out; ++o) {  /* dY (C_out x ldm), db on the way */                               \
+            T *dst = ws->dY + o * ldm;                                                                        \
             double sum = 0;                                                                                   \
             for (i = 0; i < nb; ++i) {                                                                        \
                 const T *src = dy + ((n0 + i) * g->c_out + o) * plane;                                        \
                 T part = 0;                                                                                   \
                 for (t = 0; t < plane; ++t) {                                                                 \
-                    dst[i * plane + t] = dstT[(i * plane + t) * ldo] = src[t];                                \
+                    dst[i * plane + t] = src[t];                                                              \
                     part += src[t];                                                                           \
                 }                                                                                             \
                 sum += part;                                                                                  \
@@ -184,8 +232,8 @@ static void fastnn_conv2d_backward_range_##SUFFIX(const fastnn_conv2d_geometry *
             for (t = m; t < ldm; ++t) dst[t] = 0;                                                             \
             db_acc[o] += sum;                                                                                 \
         }                                                                                                     \
-        fastnn_im2col2d_##SUFFIX(g, x, n0, nb, ldm, ws->cols);                                                \
-        fastnn_conv_dw_##SUFFIX(ck, ldo, m, ldm, ws->cols, ws->dYT, dw_acc);                                  \
+        fastnn_im2row2d_##SUFFIX(g, x, n0, nb, ldk, ws->cols);                                                \
+        fastnn_conv2d_dw_##SUFFIX(g->c_out, ldk, m, ldm, ws->dY, ws->cols, dw_acc);                           \
         if (dx) {                                                                                             \
             fastnn_conv_gemm_##SUFFIX(ck, ldm, g->c_out, w, 1, ck, ws->dY, ws->dcols);                        \
             fastnn_col2im2d_##SUFFIX(g, ws->dcols, ldm, n0, nb, dx);                                          \
@@ -217,10 +265,11 @@ static int fastnn_conv2d_forward_##SUFFIX(const fastnn_conv2d_geometry *g, const
 static int fastnn_conv2d_backward_##SUFFIX(const fastnn_conv2d_geometry *g, const T *x, const T *w,           \
                                            const T *dy, T *dx, T *dw, T *db) {                                \
     const int threads = fastnn_conv2d_threads(g);                                                             \
-    const ptrdiff_t ck = fastnn_conv2d_ck(g), ldo = fastnn_conv_round_up(g->c_out, FASTNN_NR_##SUFFIX);       \
-    const ptrdiff_t wsize = ck * ldo, chunk = fastnn_conv2d_chunk(g, sizeof(T), threads);                     \
+    const ptrdiff_t ck = fastnn_conv2d_ck(g), ldk = fastnn_conv_round_up(ck, FASTNN_NR_##SUFFIX);             \
+    const ptrdiff_t wsize = g->c_out * ldk, chunk = fastnn_conv2d_chunk(g, sizeof(T), threads);               \
     ptrdiff_t o, c;                                                                                           \
     int failed = 0, part;                                                                                     \
+    /* per thread: a dW partial (C_out x ldk) and a float64 db partial, summed in thread order at the end */  \
     T *dw_parts = (T *)calloc((size_t)(threads * wsize), sizeof(T));                                          \
     double *db_parts = (double *)calloc((size_t)(threads * g->c_out), sizeof(double));                        \
     if (!dw_parts || !db_parts) { free(dw_parts); free(db_parts); return -1; }                                \
@@ -239,8 +288,8 @@ static int fastnn_conv2d_backward_##SUFFIX(const fastnn_conv2d_geometry *g, cons
     for (o = 0; o < g->c_out; ++o) {                                                                          \
         double total = 0;                                                                                     \
         for (c = 0; c < ck; ++c) {                                                                            \
-            T sum = dw_parts[c * ldo + o];                                                                    \
-            for (part = 1; part < threads; ++part) sum += dw_parts[part * wsize + c * ldo + o];               \
+            T sum = dw_parts[o * ldk + c];                                                                    \
+            for (part = 1; part < threads; ++part) sum += dw_parts[part * wsize + o * ldk + c];               \
             dw[o * ck + c] = sum;                                                                             \
         }                                                                                                     \
         for (part = 0; part < threads; ++part) total += db_parts[part * g->c_out + o];                        \
@@ -248,10 +297,16 @@ static int fastnn_conv2d_backward_##SUFFIX(const fastnn_conv2d_geometry *g, cons
     }                                                                                                         \
     free(dw_parts); free(db_parts);                                                                           \
     return failed ? -1 : 0;                                                                                   \
-}                                                                                                             \
-                                                                                                              \
-/* One (H, W) plane of max-pooling: y[i, j], argmax[i, j] = the first maximum (row-major) of the window at    \
- * (i sh, j sw) and its flat position h W + w; the first NaN wins (as np.argmax) and then stays. */            \
+}
+
+FASTNN_DEFINE_CONV2D(float, f32)
+FASTNN_DEFINE_CONV2D(double, f64)
+
+/* One (H, W) plane of max-pooling: y[i, j], argmax[i, j] = the first maximum (row-major) of the window at
+ * (i sh, j sw) and its flat position h W + w; the first NaN wins (as np.argmax) and then stays. The select
+ * is done on the bits, as in conv1d.h's fastnn_maxpool_row: with random data `v > best` is a coin flip and
+ * a branch would mispredict half the time. */
+#define FASTNN_DEFINE_POOL2D(T, U, SUFFIX)                                                                    \
 static void fastnn_maxpool2d_plane_##SUFFIX(const T *x, T *y, int64_t *argmax, ptrdiff_t width,               \
                                             ptrdiff_t kernel_h, ptrdiff_t kernel_w, ptrdiff_t sh,             \
                                             ptrdiff_t sw, ptrdiff_t h_out, ptrdiff_t w_out) {                 \
@@ -260,14 +315,18 @@ static void fastnn_maxpool2d_plane_##SUFFIX(const T *x, T *y, int64_t *argmax, p
         for (j = 0; j < w_out; ++j) {                                                                         \
             const ptrdiff_t corner = i * sh * width + j * sw;                                                 \
             T best = x[corner];                                                                               \
-            ptrdiff_t best_at = corner;                                                                       \
+            int64_t best_at = corner;                                                                         \
             for (p = 0; p < kernel_h; ++p) {                                                                  \
-                const T *line = x + corner + p * width;                                                       \
+                const ptrdiff_t row = corner + p * width;                                                     \
                 for (q = 0; q < kernel_w; ++q) {                                                              \
-                    const T v = line[q];                                                                      \
-                    const int take = (v > best) | ((v != v) & (best == best));                                \
-                    best = take ? v : best;                                                                   \
-                    best_at = take ? corner + p * width + q : best_at;                                        \
+                    const T v = x[row + q];                                                                   \
+                    const U take = (U)((v > best) | ((v != v) & (best == best)));                             \
+                    const U mask = (U)0 - take;                                                               \
+                    U vb, bb;                                                                                 \
+                    memcpy(&vb, &v, sizeof vb); memcpy(&bb, &best, sizeof bb);                                \
+                    bb = (vb & mask) | (bb & ~mask);                                                          \
+                    memcpy(&best, &bb, sizeof bb);                                                            \
+                    best_at += (row + q - best_at) & (int64_t)(0 - (int64_t)take);                            \
                 }                                                                                             \
             }                                                                                                 \
             y[i * w_out + j] = best;                                                                          \
@@ -275,7 +334,7 @@ static void fastnn_maxpool2d_plane_##SUFFIX(const T *x, T *y, int64_t *argmax, p
         }                                                                                                     \
 }
 
-FASTNN_DEFINE_CONV2D(float, f32)
-FASTNN_DEFINE_CONV2D(double, f64)
+FASTNN_DEFINE_POOL2D(float, uint32_t, f32)
+FASTNN_DEFINE_POOL2D(double, uint64_t, f64)
 
 #endif  /* FASTNN_CONV2D_H */
