@@ -15,7 +15,8 @@ import numbers
 import numpy as np
 
 from . import _validation as v
-from ._config import resolve
+from ._config import get_backend, resolve
+from ._interrupt import CONV_MACS_PER_SECOND, chunk_items
 from .backends.conv_ref import output_length
 
 # Largest size-like integer accepted (as h-rel's _validation.MAX_INT).
@@ -119,8 +120,20 @@ def conv2d_forward(x, w, b=None, *, stride=1, padding=0, backend=None):
         if b.shape[0] != w.shape[0]:
             raise ValueError(f"b has shape {b.shape} but w has shape {w.shape}: expected ({w.shape[0]},)")
     y = np.empty((x.shape[0], w.shape[0]) + out, dtype=x.dtype)
-    resolve(backend).conv2d_forward(x, w, b, stride, padding, y)
+    kernel = resolve(backend).conv2d_forward
+    for n in _batch_chunks(x, w, out, backend, passes=1):
+        kernel(x[n], w, b, stride, padding, y[n])
     return y
+
+
+def _batch_chunks(x, w, out, backend, passes):
+    """Slices of the batch for one kernel call each: about CHUNK_SECONDS of work (fastnn._interrupt), so
+    that Ctrl-C stops a large convolution between them (samples are independent: same results)."""
+    n = x.shape[0]
+    macs = passes * w.size * out[0] * out[1]
+    parts = -(-n // chunk_items(get_backend() if backend is None else backend, macs, rates=CONV_MACS_PER_SECOND))
+    # equal parts: no small last chunk, which a backend might compute another way (e.g. without BLAS)
+    return [slice(n * i // parts, n * (i + 1) // parts) for i in range(parts)] if parts > 1 else [slice(0, n)]
 
 
 def conv2d_backward(x, w, dy, *, stride=1, padding=0, need_dx=True, backend=None):
@@ -144,7 +157,14 @@ def conv2d_backward(x, w, dy, *, stride=1, padding=0, need_dx=True, backend=None
     dx = np.empty_like(x) if need_dx else None
     dw = np.empty_like(w)
     db = np.empty(w.shape[0], dtype=x.dtype)
-    resolve(backend).conv2d_backward(x, w, dy, stride, padding, dx, dw, db)
+    kernel = resolve(backend).conv2d_backward
+    for i, n in enumerate(_batch_chunks(x, w, out, backend, passes=2 if need_dx else 1)):
+        # later chunks' weight gradients are summed in (for a large batch only: rounding may differ from one call)
+        dw_part, db_part = (dw, db) if i == 0 else (np.empty_like(dw), np.empty_like(db))
+        kernel(x[n], w, dy[n], stride, padding, None if dx is None else dx[n], dw_part, db_part)
+        if i:
+            dw += dw_part
+            db += db_part
     return dx, dw, db
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import fastnn
+from fastnn import _interrupt as interrupt
 
 from test_gradients import assert_gradient, numerical_gradient
 
@@ -224,3 +225,26 @@ def test_hostile_geometry_is_refused_in_a_child_process():
     result = subprocess.run([sys.executable, "-c", HOSTILE], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:] + result.stdout[-2000:]
     assert "all refused" in result.stdout
+
+
+def test_large_convolutions_chunked_over_the_batch_match_one_call(backend, dtype, monkeypatch):
+    """Ctrl-C is seen between chunks of the batch (fastnn._interrupt); chunking changes no result."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((11, 3, 9, 8)).astype(dtype)
+    w = rng.standard_normal((4, 3, 3, 2)).astype(dtype)
+    b = rng.standard_normal(4).astype(dtype)
+    dy = rng.standard_normal((11, 4, 5, 5)).astype(dtype)
+    y = fastnn.conv2d_forward(x, w, b, stride=(2, 2), padding=1, backend=backend)
+    grads = fastnn.conv2d_backward(x, w, dy, stride=(2, 2), padding=1, backend=backend)
+    monkeypatch.setattr(interrupt, "CHUNK_SECONDS", 1e-12)  # one sample per call
+    tol = 1e-5 if np.dtype(dtype) == np.float32 else 1e-12
+    # per sample the compiled backends are exact; the reference's einsum picks its contraction order by
+    # shape, so a batch of one may round differently
+    same = np.testing.assert_array_equal if backend != "numpy" else (
+        lambda got, want: np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.abs(want).max()))
+    same(fastnn.conv2d_forward(x, w, b, stride=(2, 2), padding=1, backend=backend), y)
+    dx, dw, db = fastnn.conv2d_backward(x, w, dy, stride=(2, 2), padding=1, backend=backend)
+    same(dx, grads[0])
+    # summed over the calls: rounding only
+    np.testing.assert_allclose(dw, grads[1], rtol=tol, atol=tol * np.abs(grads[1]).max())
+    np.testing.assert_allclose(db, grads[2], rtol=tol, atol=tol * np.abs(grads[2]).max())

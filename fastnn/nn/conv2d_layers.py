@@ -9,7 +9,7 @@ import numpy as np
 
 from ..activations import _slope
 from ..conv2d import conv2d_geometry, pair
-from .layers import Layer, check_init, init_weights, positive_int
+from .layers import Layer, check_init, init_weights, positive_int, run_in_row_blocks
 
 
 class Conv2D(Layer):
@@ -58,13 +58,13 @@ class Conv2D(Layer):
 
     def forward(self, X, kernels, training):
         out = self.output_shape(X.shape[1:])
-        Y = np.empty((X.shape[0],) + out, dtype=X.dtype)
+        Y = self._empty("Y", (X.shape[0],) + out, X.dtype, reuse=training)
         kernels.conv2d_forward(X, self.params["w"], self.params.get("b"), self.stride, self.padding, Y)
         self.X = X if training else None
         return Y
 
     def backward(self, dY, kernels):
-        dX = np.empty_like(self.X) if self.need_dX else None
+        dX = self._empty("dX", self.X.shape, self.X.dtype) if self.need_dX else None
         db = self.grads["b"] if self.bias else np.empty(self.out_channels, dtype=dY.dtype)  # discarded
         kernels.conv2d_backward(self.X, self.params["w"], np.ascontiguousarray(dY), self.stride, self.padding, dX,
                                 self.grads["w"], db)
@@ -91,14 +91,14 @@ class MaxPool2D(Layer):
         return (input_shape[0],) + out
 
     def forward(self, X, kernels, training):
-        Y = np.empty((X.shape[0],) + self.output_shape(X.shape[1:]), dtype=X.dtype)
-        argmax = np.empty(Y.shape, dtype=np.int64)
+        Y = self._empty("Y", (X.shape[0],) + self.output_shape(X.shape[1:]), X.dtype, reuse=training)
+        argmax = self._empty("argmax", Y.shape, np.int64, reuse=training)
         kernels.maxpool2d_forward(X, self.kernel_size, self.stride, Y, argmax)
         self.argmax, self.input_shape = (argmax, X.shape) if training else (None, None)
         return Y
 
     def backward(self, dY, kernels):
-        dX = np.empty(self.input_shape, dtype=dY.dtype)
+        dX = self._empty("dX", self.input_shape, dY.dtype)
         kernels.maxpool2d_backward(np.ascontiguousarray(dY), self.argmax, dX)
         return dX
 
@@ -113,15 +113,17 @@ class LeakyReLU(Layer):
         return f"LeakyReLU(negative_slope={self.negative_slope})"
 
     def forward(self, X, kernels, training):
-        Y = np.empty_like(X)
-        kernels.leaky_relu_forward(X.reshape(-1), self.negative_slope, Y.reshape(-1))
+        Y = self._empty("Y", X.shape, X.dtype, reuse=training)
+        slope = self.negative_slope
+        run_in_row_blocks(lambda x, y: kernels.leaky_relu_forward(x, slope, y), X.reshape(-1), Y.reshape(-1))
         self.X = X if training else None
         return Y
 
     def backward(self, dY, kernels):
-        dX = np.empty_like(dY)
-        kernels.leaky_relu_backward(np.ascontiguousarray(dY).reshape(-1), self.X.reshape(-1), self.negative_slope,
-                                    dX.reshape(-1))
+        dX = self._empty("dX", dY.shape, dY.dtype)
+        slope = self.negative_slope
+        run_in_row_blocks(lambda dy, x, dx: kernels.leaky_relu_backward(dy, x, slope, dx),
+                          np.ascontiguousarray(dY).reshape(-1), self.X.reshape(-1), dX.reshape(-1))
         return dX
 
 
@@ -132,12 +134,13 @@ class Tanh(Layer):
         return "Tanh()"
 
     def forward(self, X, kernels, training):
-        Y = np.empty_like(X)
-        kernels.tanh_forward(X.reshape(-1), Y.reshape(-1))
+        Y = self._empty("Y", X.shape, X.dtype, reuse=training)
+        run_in_row_blocks(kernels.tanh_forward, X.reshape(-1), Y.reshape(-1))
         self.Y = Y if training else None
         return Y
 
     def backward(self, dY, kernels):
-        dX = np.empty_like(dY)
-        kernels.tanh_backward(np.ascontiguousarray(dY).reshape(-1), self.Y.reshape(-1), dX.reshape(-1))
+        dX = self._empty("dX", dY.shape, dY.dtype)
+        run_in_row_blocks(kernels.tanh_backward, np.ascontiguousarray(dY).reshape(-1), self.Y.reshape(-1),
+                          dX.reshape(-1))
         return dX
