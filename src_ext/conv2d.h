@@ -51,7 +51,9 @@ static inline ptrdiff_t fastnn_conv2d_plane(const fastnn_conv2d_geometry *g) { r
 static inline int fastnn_conv2d_threads(const fastnn_conv2d_geometry *g) {
     int threads = 1;
 #ifdef _OPENMP
-    if (g->n * g->c_out * fastnn_conv2d_plane(g) * fastnn_conv2d_ck(g) >= FASTNN_CONV_PARALLEL_MACS)
+    /* in double: the product of four bounded sizes may pass 2**63 (a convolution that would never end) */
+    if ((double)g->n * (double)g->c_out * (double)fastnn_conv2d_plane(g) * (double)fastnn_conv2d_ck(g)
+            >= FASTNN_CONV_PARALLEL_MACS)
         threads = fastnn_threads();
 #endif
     if (threads > g->n) threads = (int)g->n;
