@@ -6,38 +6,16 @@ H_out = (H + 2 pad_h - KH) // stride_h + 1 and W_out alike. fastnn.backends.conv
 
 Every size-like integer (stride, padding, kernel size) is bounded here, before compiled code runs, so
 that no size the backends derive from them can overflow: the same rules as conv-1D's (an integer in
-[low, 2**40]; a padding of at most max(K - 1, input length) per axis; the patch matrix a backend builds
-per example at most 2**40 elements). The bounded-integer helpers live here rather than in _validation
-until the conv-1D ones (branch h-rel) reach main; they follow the same rules and messages.
+[low, 2**40] through _validation.integer; a padding of at most max(K - 1, input length) per axis, as
+conv.max_padding; the patch matrix a backend builds per example at most 2**40 elements).
 """
-import numbers
-
 import numpy as np
 
 from . import _validation as v
 from ._config import get_backend, resolve
 from ._interrupt import CONV_MACS_PER_SECOND, chunk_items
 from .backends.conv_ref import output_length
-
-# Largest size-like integer accepted (as h-rel's _validation.MAX_INT).
-MAX_INT = 2**40
-# Largest number of elements allocated for something sized by user integers rather than by the arrays
-# given (here: maxpool2d_backward's dx), as h-rel's _validation.MAX_ELEMENTS.
-MAX_ELEMENTS = 2**31 - 1
-
-
-def _integer(name, value, low, high=MAX_INT):
-    """`value` as a Python int in [low, high]; ValueError naming `name` for anything else (bools and
-    floats included, even integral ones)."""
-    kind = {0: "a non-negative integer", 1: "a positive integer"}.get(low, f"an integer >= {low}")
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be {kind}, got {value!r} ({type(value).__name__})")
-    number = int(value)
-    if number < low:
-        raise ValueError(f"{name} must be {kind}, got {number}")
-    if number > high:
-        raise ValueError(f"{name} = {number} is too large: fastnn accepts at most {high}")
-    return number
+from .conv import max_padding
 
 
 def pair(name, value, low):
@@ -45,14 +23,14 @@ def pair(name, value, low):
     if isinstance(value, (tuple, list, np.ndarray)):
         if len(value) != 2:
             raise ValueError(f"{name} must be an integer or a pair (height, width), got {value!r}")
-        return (_integer(f"{name}[0]", value[0], low), _integer(f"{name}[1]", value[1], low))
-    number = _integer(name, value, low)
+        return (v.integer(f"{name}[0]", value[0], low), v.integer(f"{name}[1]", value[1], low))
+    number = v.integer(name, value, low)
     return number, number
 
 
 def _axis_geometry(axis, length, kernel_size, stride, padding, what, names):
     """L_out along one axis ('height' or 'width'), after bounding padding; ValueError when no window fits."""
-    limit = max(kernel_size - 1, length)
+    limit = max_padding(length, kernel_size)
     if padding > limit:
         raise ValueError(f"{names[1]} = {padding} along the {axis} is too large for {what} of {axis} {length} and "
                          f"kernel {axis} {kernel_size}: at most max(kernel_size - 1, {axis}) = {limit} (wider "
@@ -88,11 +66,9 @@ def _checked_geometry(x, w, stride, padding):
     """conv2d_geometry for arrays x, w, and a bound on the patch matrix (C_in KH KW, H_out W_out) the
     compiled backends build per example, so that no buffer size they compute can overflow."""
     stride, padding, out = conv2d_geometry(x.shape[2:], w.shape[2:], stride, padding)
-    patch = x.shape[1] * w.shape[2] * w.shape[3] * out[0] * out[1]
-    if patch > MAX_INT:
-        raise ValueError(f"x of shape {x.shape}, w of shape {w.shape} and padding={padding} would make a patch "
-                         f"matrix (C_in * KH * KW * H_out * W_out per example) of {patch} elements, more than "
-                         f"fastnn's limit of {MAX_INT}; use smaller values")
+    v.element_count("a patch matrix (C_in * KH * KW * H_out * W_out per example)",
+                    x.shape[1] * w.shape[2] * w.shape[3] * out[0] * out[1],
+                    f"x of shape {x.shape}, w of shape {w.shape} and padding={padding}", limit=v.MAX_INT)
     return stride, padding, out
 
 
@@ -215,10 +191,8 @@ def maxpool2d_backward(dy, argmax, input_shape, *, backend=None):
     argmax = v.indices("argmax", argmax.reshape(-1), plane, f"an input plane of {shape[2]} x {shape[3]} positions",
                        noun="position").reshape(dy.shape)
     rows = dy.shape[0] * dy.shape[1]
-    limit = max(MAX_ELEMENTS, 2 * rows * (int(argmax.max()) + 1))
-    if rows * plane > limit:
-        raise ValueError(f"input_shape={shape} for dy of shape {dy.shape} would make dx of {rows * plane} elements, "
-                         f"more than fastnn's limit of {limit}; use smaller values")
+    v.element_count("dx", rows * plane, f"input_shape={shape} for dy of shape {dy.shape}",
+                    limit=max(v.MAX_ELEMENTS, 2 * rows * (int(argmax.max()) + 1)))
     dx = np.empty(shape, dtype=dy.dtype)
     resolve(backend).maxpool2d_backward(dy, argmax, dx)
     return dx
@@ -228,7 +202,7 @@ def _input_shape(input_shape, dy_shape):
     """input_shape as a tuple of 4 Python ints whose N, C are those of dy."""
     if not isinstance(input_shape, (tuple, list)) or len(input_shape) != 4:
         raise ValueError(f"input_shape must be the pooled input's shape (N, C, H, W), got {input_shape!r}")
-    shape = tuple(_integer(f"input_shape[{i}]", value, 1) for i, value in enumerate(input_shape))
+    shape = tuple(v.integer(f"input_shape[{i}]", value, 1) for i, value in enumerate(input_shape))
     if shape[:2] != tuple(dy_shape[:2]):
         raise ValueError(f"input_shape {shape} and dy of shape {tuple(dy_shape)} must agree on N and C")
     return shape
