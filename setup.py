@@ -16,7 +16,8 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 SRC = Path("src_ext")
-KERNEL_MODULES = ["_linear", "_activations", "_losses", "_gram", "_perceptron", "_training", "_conv", "_cnn_training"]
+KERNEL_MODULES = ["_linear", "_activations", "_losses", "_gram", "_perceptron", "_training", "_conv", "_cnn_training",
+                  "_conv2d"]
 HELPER_MODULES = ["_cpu"]  # portable build only
 AVX2_PACKAGE = "fastnn._ext.avx2"
 IS_X86_64 = platform.machine().lower() in ("x86_64", "amd64")

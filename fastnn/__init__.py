@@ -14,13 +14,15 @@ from ._config import available_backends, get_backend, set_backend, unavailable_b
 from ._config import warn_if_source_tree_without_extensions as _warn_if_source_tree_without_extensions
 from .gram import gram
 from .perceptron import kernel_perceptron_epoch, perceptron_epoch
-from .activations import relu_backward, relu_forward, sigmoid_backward, sigmoid_forward
+from .activations import (leaky_relu_backward, leaky_relu_forward, relu_backward, relu_forward, sigmoid_backward,
+                          sigmoid_forward, tanh_backward, tanh_forward)
 from .linear import linear_backward, linear_forward
 from .losses import logistic_loss, softmax_cross_entropy
 from .training import mlp_train_epoch
 from .conv import conv1d_backward, conv1d_forward, maxpool1d_backward, maxpool1d_forward
 from .cnn_training import cnn1d_train_epoch
 from .inference import cnn1d_forward, mlp_forward
+from .conv2d import conv2d_backward, conv2d_forward, maxpool2d_backward, maxpool2d_forward
 
 __version__ = "0.1.0"
 
@@ -35,4 +37,6 @@ __all__ = [
     "gram", "perceptron_epoch", "kernel_perceptron_epoch", "mlp_train_epoch",
     "conv1d_forward", "conv1d_backward", "maxpool1d_forward", "maxpool1d_backward", "cnn1d_train_epoch",
     "mlp_forward", "cnn1d_forward",
+    "conv2d_forward", "conv2d_backward", "maxpool2d_forward", "maxpool2d_backward",
+    "leaky_relu_forward", "leaky_relu_backward", "tanh_forward", "tanh_backward",
 ]

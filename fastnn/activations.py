@@ -1,4 +1,7 @@
-"""Elementwise activations: ReLU with a bit-packed mask, and the logistic sigmoid."""
+"""Elementwise activations: ReLU with a bit-packed mask, the logistic sigmoid, leaky ReLU and tanh."""
+import math
+import numbers
+
 import numpy as np
 
 from . import _validation as v
@@ -66,6 +69,61 @@ def sigmoid_backward(dY, Y, *, backend=None):
     dX = np.empty_like(dY)
     resolve(backend).sigmoid_backward(dY.reshape(-1), Y.reshape(-1), dX.reshape(-1))
     return dX
+
+
+def leaky_relu_forward(X, *, negative_slope=0.01, backend=None):
+    """Y = X where X > 0, else negative_slope * X (PyTorch's leaky_relu; default slope 0.01).
+
+    X : float32 or float64 array of any shape; negative_slope : a finite real number, applied in X's
+    dtype. Returns Y with the same shape and dtype.
+    """
+    X = v.float_array("X", X, min_ndim=1)
+    slope = _slope(negative_slope)
+    Y = np.empty_like(X)
+    resolve(backend).leaky_relu_forward(X.reshape(-1), slope, Y.reshape(-1))
+    return Y
+
+
+def leaky_relu_backward(dY, X, *, negative_slope=0.01, backend=None):
+    """dX = dY where X > 0, else negative_slope * dY; X is leaky_relu_forward's input.
+
+    dY, X : float32 or float64 arrays of the same shape and dtype. Returns dX like dY.
+    """
+    dY = v.float_array("dY", dY, min_ndim=1)
+    X = v.float_array("X", X, min_ndim=1, dtype=dY.dtype)
+    v.same_shape("X", X, "dY", dY.shape)
+    slope = _slope(negative_slope)
+    dX = np.empty_like(dY)
+    resolve(backend).leaky_relu_backward(dY.reshape(-1), X.reshape(-1), slope, dX.reshape(-1))
+    return dX
+
+
+def tanh_forward(X, *, backend=None):
+    """Y = tanh(X). X : float32 or float64 array of any shape. Returns Y with the same shape and dtype."""
+    X = v.float_array("X", X, min_ndim=1)
+    Y = np.empty_like(X)
+    resolve(backend).tanh_forward(X.reshape(-1), Y.reshape(-1))
+    return Y
+
+
+def tanh_backward(dY, Y, *, backend=None):
+    """dX = dY * (1 - Y * Y), where Y is the output of tanh_forward.
+
+    dY, Y : float32 or float64 arrays of the same shape and dtype. Returns dX like dY.
+    """
+    dY = v.float_array("dY", dY, min_ndim=1)
+    Y = v.float_array("Y", Y, min_ndim=1, dtype=dY.dtype)
+    v.same_shape("Y", Y, "dY", dY.shape)
+    dX = np.empty_like(dY)
+    resolve(backend).tanh_backward(dY.reshape(-1), Y.reshape(-1), dX.reshape(-1))
+    return dX
+
+
+def _slope(value):
+    """negative_slope as a finite Python float; ValueError otherwise."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"negative_slope must be a finite real number, got {value!r}")
+    return float(value)
 
 
 def _rows(array):

@@ -1,12 +1,13 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
-"""Elementwise activations: ReLU with a bit-packed mask (bit j of byte k = activation 8k + j) and sigmoid.
+"""Elementwise activations: ReLU with a bit-packed mask (bit j of byte k = activation 8k + j), sigmoid,
+leaky ReLU and tanh.
 
 Arrays arrive 2-D (rows, last axis) or flattened; rows are split across OpenMP threads, or, when
 there are only a few long rows, each row is split into blocks of mask bytes.
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport fabs, fabsf
+from libc.math cimport fabs, fabsf, tanh, tanhf
 from libc.stdint cimport uint8_t
 
 from _relu_bits cimport keep_or_zero, mask_row
@@ -121,3 +122,63 @@ def sigmoid_backward(const floating[::1] dY, const floating[::1] Y, floating[::1
         else:
             for i in prange(n, schedule="static", num_threads=threads):
                 dX[i] = dY[i] * Y[i] * (1 - Y[i])
+
+
+def leaky_relu_forward(const floating[::1] X, double negative_slope, floating[::1] Y):
+    """Y = X where X > 0, else slope X, with the slope rounded to X's dtype (as the reference does)."""
+    cdef Py_ssize_t i, n = X.shape[0]
+    cdef floating slope = <floating>negative_slope
+    cdef int threads = fastnn_threads()
+    with nogil:
+        if threads == 1 or n < PARALLEL_MIN_ELEMENTS:
+            for i in range(n):
+                Y[i] = X[i] if X[i] > 0 else X[i] * slope
+        else:
+            for i in prange(n, schedule="static", num_threads=threads):
+                Y[i] = X[i] if X[i] > 0 else X[i] * slope
+
+
+def leaky_relu_backward(const floating[::1] dY, const floating[::1] X, double negative_slope, floating[::1] dX):
+    """dX = dY where X > 0, else slope dY."""
+    cdef Py_ssize_t i, n = dY.shape[0]
+    cdef floating slope = <floating>negative_slope
+    cdef int threads = fastnn_threads()
+    with nogil:
+        if threads == 1 or n < PARALLEL_MIN_ELEMENTS:
+            for i in range(n):
+                dX[i] = dY[i] if X[i] > 0 else dY[i] * slope
+        else:
+            for i in prange(n, schedule="static", num_threads=threads):
+                dX[i] = dY[i] if X[i] > 0 else dY[i] * slope
+
+
+cdef inline floating cpu_tanh(floating x) noexcept nogil:
+    if floating is float:
+        return tanhf(x)
+    else:
+        return tanh(x)
+
+
+def tanh_forward(const floating[::1] X, floating[::1] Y):
+    cdef Py_ssize_t i, n = X.shape[0]
+    cdef int threads = fastnn_threads()
+    with nogil:
+        if threads == 1 or n < PARALLEL_MIN_ELEMENTS:
+            for i in range(n):
+                Y[i] = cpu_tanh(X[i])
+        else:
+            for i in prange(n, schedule="static", num_threads=threads):
+                Y[i] = cpu_tanh(X[i])
+
+
+def tanh_backward(const floating[::1] dY, const floating[::1] Y, floating[::1] dX):
+    """dX = dY (1 - Y^2), Y the output of tanh_forward."""
+    cdef Py_ssize_t i, n = dY.shape[0]
+    cdef int threads = fastnn_threads()
+    with nogil:
+        if threads == 1 or n < PARALLEL_MIN_ELEMENTS:
+            for i in range(n):
+                dX[i] = dY[i] * (1 - Y[i] * Y[i])
+        else:
+            for i in prange(n, schedule="static", num_threads=threads):
+                dX[i] = dY[i] * (1 - Y[i] * Y[i])

@@ -60,6 +60,8 @@ def kernel_bases():
     _, argmax = fastnn.maxpool1d_forward(x8, kernel_size=2, backend="numpy")
     gram_x = n(6, 3)
     K = gram_x @ gram_x.T
+    x2d = np.round(2 * n(2, 3, 8, 6)) / 2
+    _, argmax2d = fastnn.maxpool2d_forward(x2d, kernel_size=2, backend="numpy")
     int_ = "int"
     return {
         "linear_forward": (dict(X=n(3, 4), W=n(4, 5), b=n(5)), dict(X="array", W="array", b="array")),
@@ -97,6 +99,18 @@ def kernel_bases():
                               dict(X="array", y="array", order="array", params="array", state="array",
                                    channels="ints", kernel_sizes="ints", strides="ints", paddings="ints",
                                    n_classes=int_, batch_size=int_, step=int_, learning_rate="float")),
+        "conv2d_forward": (dict(x=n(2, 3, 6, 5), w=n(4, 3, 3, 2), b=n(4), stride=1, padding=1),
+                           dict(x="array", w="array", b="array", stride=int_, padding=int_)),
+        "conv2d_backward": (dict(x=n(2, 3, 6, 5), w=n(4, 3, 3, 2), dy=n(2, 4, 6, 6), stride=1, padding=1),
+                            dict(x="array", w="array", dy="array", stride=int_, padding=int_)),
+        "maxpool2d_forward": (dict(x=x2d, kernel_size=2, stride=2), dict(x="array", kernel_size=int_, stride=int_)),
+        "maxpool2d_backward": (dict(dy=n(2, 3, 4, 3), argmax=argmax2d, input_shape=(2, 3, 8, 6)),
+                               dict(dy="array", argmax="array")),
+        "leaky_relu_forward": (dict(X=n(3, 5), negative_slope=0.01), dict(X="array", negative_slope="float")),
+        "leaky_relu_backward": (dict(dY=n(3, 5), X=n(3, 5), negative_slope=0.2),
+                                dict(dY="array", X="array", negative_slope="float")),
+        "tanh_forward": (dict(X=n(3, 5)), dict(X="array")),
+        "tanh_backward": (dict(dY=n(3, 5), Y=rng.uniform(-1, 1, (3, 5))), dict(dY="array", Y="array")),
     }
 
 

@@ -252,6 +252,81 @@ def _cnn1d_forward(rng, dtype, shape):
                                                         ("channels", "kernel_sizes", "strides", "paddings")))
     return dict(X=_normal(rng, (n, *config["input_shape"]), dtype),
                 params=_normal(rng, n_parameters(conv, config["n_classes"]), dtype, scale=0.3), **geometry)
+# (N, C_in, C_out, H, W, KH, KW, stride, padding): batch 1, a 1x1 image, non-square kernels, strides and
+# paddings given as pairs, stride > K, padding >= K, a single output, the seed's first layer (1 -> 64,
+# 7x7 on 28x28: the compiled backends' GEMM and threaded paths), the tutorial CNN's layers and the
+# doubled CNN's padded 3x3 layer.
+CONV2D_SHAPES = [(1, 1, 1, 1, 1, 1, 1, 1, 0), (2, 3, 5, 7, 6, 3, 2, (2, 1), (1, 2)),
+                 (3, 2, 7, 9, 11, 5, 3, (1, 3), (2, 0)), (1, 4, 9, 5, 5, 5, 5, 1, 0), (2, 1, 6, 8, 8, 1, 1, 3, 0),
+                 (2, 3, 4, 4, 5, 2, 2, 1, (3, 4)), (4, 3, 6, 32, 32, 5, 5, 1, 0), (4, 6, 16, 14, 14, 5, 5, 1, 0),
+                 (3, 3, 12, 32, 32, 3, 3, 1, 1), (8, 1, 64, 28, 28, 7, 7, 1, 0), (5, 17, 9, 10, 7, 2, 3, 2, 1)]
+
+
+def _conv2d_arrays(rng, dtype, shape):
+    n, c_in, c_out, height, width, kh, kw, stride, padding = shape
+    return (_normal(rng, (n, c_in, height, width), dtype), _normal(rng, (c_out, c_in, kh, kw), dtype), stride,
+            padding)
+
+
+def _conv2d_forward(rng, dtype, shape):
+    x, w, stride, padding = _conv2d_arrays(rng, dtype, shape)
+    return dict(x=x, w=w, b=_normal(rng, w.shape[0], dtype), stride=stride, padding=padding)
+
+
+def _conv2d_backward(rng, dtype, shape):
+    from fastnn.conv2d import conv2d_geometry
+
+    x, w, stride, padding = _conv2d_arrays(rng, dtype, shape)
+    _, _, out = conv2d_geometry(x.shape[2:], w.shape[2:], stride, padding)
+    return dict(x=x, w=w, dy=_normal(rng, (x.shape[0], w.shape[0]) + out, dtype), stride=stride, padding=padding)
+
+
+# (N, C, H, W, kernel_size, stride): non-overlapping (stride None), overlapping, gapped, non-square windows
+# and strides, a window as large as the image, and one large enough for the Cython backend's threads.
+POOL2D_SHAPES = [(1, 1, 1, 1, 1, None), (2, 3, 8, 8, 2, None), (3, 5, 7, 9, (3, 2), (2, 3)), (2, 4, 6, 6, 3, 1),
+                 (1, 2, 5, 13, (1, 2), (4, 5)), (4, 7, 6, 5, (6, 5), 1), (16, 64, 22, 22, 2, 2)]
+
+
+def _maxpool2d_input(rng, dtype, shape):
+    n, channels, height, width, kernel_size, stride = shape
+    x = (np.round(2 * rng.standard_normal((n, channels, height, width))) / 2).astype(dtype)  # many ties
+    return x, kernel_size, stride
+
+
+def _maxpool2d_forward(rng, dtype, shape):
+    x, kernel_size, stride = _maxpool2d_input(rng, dtype, shape)
+    return dict(x=x, kernel_size=kernel_size, stride=stride)
+
+
+def _maxpool2d_backward(rng, dtype, shape):
+    x, kernel_size, stride = _maxpool2d_input(rng, dtype, shape)
+    y, argmax = fastnn.maxpool2d_forward(x, kernel_size=kernel_size, stride=stride, backend="numpy")
+    return dict(dy=_normal(rng, y.shape, dtype), argmax=argmax, input_shape=x.shape)
+
+
+ACTIVATION_SHAPES = [(1,), (5, 13), (2, 3, 17)] + LARGE_ELEMENTWISE
+# PyTorch's default slope, a wider one, and a negative one (allowed, as in PyTorch).
+SLOPES = [0.01, 0.2, -0.5]
+
+
+def _leaky_relu_forward(rng, dtype, shape):
+    X = _normal(rng, shape, dtype)
+    X.flat[::7] = 0.0  # exact zeros take the slope's branch
+    return dict(X=X, negative_slope=SLOPES[int(np.prod(shape)) % 3])
+
+
+def _leaky_relu_backward(rng, dtype, shape):
+    X = _normal(rng, shape, dtype)
+    X.flat[::7] = 0.0
+    return dict(dY=_normal(rng, shape, dtype), X=X, negative_slope=SLOPES[int(np.prod(shape)) % 3])
+
+
+def _tanh_forward(rng, dtype, shape):
+    return dict(X=_normal(rng, shape, dtype, scale=4.0))
+
+
+def _tanh_backward(rng, dtype, shape):
+    return dict(dY=_normal(rng, shape, dtype), Y=rng.uniform(-1, 1, shape).astype(dtype))
 
 
 CASES = {
@@ -281,6 +356,14 @@ CASES = {
     "cnn1d_train_epoch": dict(make=_cnn1d_train_epoch, exact=False, shapes=CNN_SHAPES),
     "mlp_forward": dict(make=_mlp_forward, exact=False, shapes=FORWARD_MLP_SHAPES),
     "cnn1d_forward": dict(make=_cnn1d_forward, exact=False, shapes=FORWARD_CNN_SHAPES),
+    "conv2d_forward": dict(make=_conv2d_forward, exact=False, shapes=CONV2D_SHAPES),
+    "conv2d_backward": dict(make=_conv2d_backward, exact=False, shapes=CONV2D_SHAPES),
+    "maxpool2d_forward": dict(make=_maxpool2d_forward, exact=True, shapes=POOL2D_SHAPES),
+    "maxpool2d_backward": dict(make=_maxpool2d_backward, exact=False, shapes=POOL2D_SHAPES),
+    "leaky_relu_forward": dict(make=_leaky_relu_forward, exact=True, shapes=ACTIVATION_SHAPES),
+    "leaky_relu_backward": dict(make=_leaky_relu_backward, exact=True, shapes=ACTIVATION_SHAPES),
+    "tanh_forward": dict(make=_tanh_forward, exact=False, shapes=ACTIVATION_SHAPES),
+    "tanh_backward": dict(make=_tanh_backward, exact=False, shapes=ACTIVATION_SHAPES),
 }
 
 

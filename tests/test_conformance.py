@@ -146,3 +146,17 @@ def test_conv_variants_match_reference(shape, backend, dtype):
     actual = call("conv1d_backward", inputs, backend)
     assert actual[0] is None
     assert_matches_reference(actual, call("conv1d_backward", inputs, "numpy"), dtype, exact=False)
+
+
+@pytest.mark.parametrize("shape", CASES["conv2d_backward"]["shapes"])
+def test_conv2d_variants_match_reference(shape, backend, dtype):
+    """conv2d_forward without a bias and conv2d_backward without dx (need_dx=False) match too."""
+    rng = np.random.default_rng(5)
+    inputs = CASES["conv2d_forward"]["make"](rng, dtype, shape)
+    inputs["b"] = None
+    assert_matches_reference(call("conv2d_forward", inputs, backend), call("conv2d_forward", inputs, "numpy"),
+                             dtype, exact=False)
+    inputs = {**CASES["conv2d_backward"]["make"](rng, dtype, shape), "need_dx": False}
+    actual = call("conv2d_backward", inputs, backend)
+    assert actual[0] is None
+    assert_matches_reference(actual, call("conv2d_backward", inputs, "numpy"), dtype, exact=False)

@@ -36,7 +36,11 @@ SCRIPT = textwrap.dedent(r"""
     from fastnn.cnn_training import conv_stack_geometry, n_parameters
     p_cnn = (rng.standard_normal(n_parameters(conv_stack_geometry((1, 40), (8, 8), (5, 3), (2, 2), (1, 1)), 10))
              * 0.1).astype(dtype)
-    INEXACT = {"conv_dw": 1e-5, "conv_db": 1e-5}  # of the largest entry: float32 thread-partial sums round
+    x2 = rng.standard_normal((16, 3, 32, 32)).astype(dtype)   # conv2d: 1.4 M multiply-adds, threads over the batch
+    w2 = (rng.standard_normal((6, 3, 5, 5)) * 0.1).astype(dtype)
+    dy2 = rng.standard_normal((16, 6, 28, 28)).astype(dtype)
+    INEXACT = {"conv_dw": 1e-5, "conv_db": 1e-5,  # of the largest entry: float32 thread-partial sums round
+               "conv2d_dw": 1e-5, "conv2d_db": 1e-5}
 
     def compute():
         out = {}
@@ -48,6 +52,12 @@ SCRIPT = textwrap.dedent(r"""
         out["conv"] = fastnn.conv1d_forward(x, w, backend=backend)
         out["conv_dx"], out["conv_dw"], out["conv_db"] = fastnn.conv1d_backward(x, w, dy, backend=backend)
         out["pool"], out["argmax"] = fastnn.maxpool1d_forward(X[:, None], kernel_size=2, backend=backend)
+        out["conv2d"] = fastnn.conv2d_forward(x2, w2, backend=backend)
+        out["conv2d_dx"], out["conv2d_dw"], out["conv2d_db"] = fastnn.conv2d_backward(x2, w2, dy2, backend=backend)
+        out["pool2d"], out["argmax2d"] = fastnn.maxpool2d_forward(X.reshape(250, 4, 16, 16), kernel_size=(1, 2),
+                                                                  backend=backend)  # 2**17 outputs: threads
+        out["leaky"] = fastnn.leaky_relu_forward(X, backend=backend)
+        out["tanh"] = fastnn.tanh_forward(X, backend=backend)
         order = np.arange(200)  # (the fused epochs are single-threaded: short ones show the child is right)
         out["mlp"] = fastnn.mlp_train_epoch(X, y, order, p_mlp, np.zeros((2, p_mlp.size), dtype), sizes=sizes,
                                             batch_size=20, optimizer="adam", learning_rate=1e-3, backend=backend)[0]

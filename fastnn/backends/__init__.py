@@ -27,6 +27,14 @@ KERNELS = (
     "cnn1d_train_epoch",
     "mlp_forward",
     "cnn1d_forward",
+    "conv2d_forward",
+    "conv2d_backward",
+    "maxpool2d_forward",
+    "maxpool2d_backward",
+    "leaky_relu_forward",
+    "leaky_relu_backward",
+    "tanh_forward",
+    "tanh_backward",
 )
 
 BACKEND_MODULES = {

@@ -32,7 +32,8 @@ def load_build(name):
     training = importlib.import_module(f"{package}._training")
     conv = importlib.import_module(f"{package}._conv")
     cnn_training = importlib.import_module(f"{package}._cnn_training")
-    for module in (activations, gram_module, conv):  # the ones with OpenMP regions
+    conv2d = importlib.import_module(f"{package}._conv2d")
+    for module in (activations, gram_module, conv, conv2d):  # the ones with OpenMP regions
         _threads.register_module(module)
     linear_forward, linear_backward = make_linear_kernels(
         linear.small_linear_forward, linear.small_linear_backward, linear.relu_grad_and_bias, linear.column_sums)
@@ -58,6 +59,14 @@ def load_build(name):
         cnn1d_train_epoch=cnn_training.cnn1d_train_epoch,
         mlp_forward=rows_on_threads(training.mlp_forward, dense_multiply_adds),
         cnn1d_forward=rows_on_threads(cnn_training.cnn1d_forward, conv_multiply_adds),
+        conv2d_forward=conv2d.conv2d_forward,
+        conv2d_backward=conv2d.conv2d_backward,
+        maxpool2d_forward=conv2d.maxpool2d_forward,
+        maxpool2d_backward=conv2d.maxpool2d_backward,
+        leaky_relu_forward=activations.leaky_relu_forward,
+        leaky_relu_backward=activations.leaky_relu_backward,
+        tanh_forward=activations.tanh_forward,
+        tanh_backward=activations.tanh_backward,
     )
 
 

@@ -14,6 +14,7 @@ from .perceptron_numba import kernel_perceptron_epoch, perceptron_epoch  # noqa:
 from .training_numba import mlp_forward as _mlp_forward, mlp_train_epoch  # noqa: F401
 from .conv_numba import conv1d_backward, conv1d_forward, maxpool1d_backward, maxpool1d_forward  # noqa: F401
 from .cnn_training_numba import cnn1d_forward as _cnn1d_forward, cnn1d_train_epoch  # noqa: F401
+from .conv2d_numba import conv2d_backward, conv2d_forward, maxpool2d_backward, maxpool2d_forward  # noqa: F401
 
 # Below this many elements a parallel region costs more than it saves (thread wake-up is ~10 us).
 PARALLEL_MIN_ELEMENTS = 1 << 17
@@ -255,6 +256,73 @@ def sigmoid_forward(X, Y):
 
 def sigmoid_backward(dY, Y, dX):
     _pick(_sigmoid_backward_parallel, _sigmoid_backward_serial, dY.size)(dY, Y, dX)
+
+
+# ---------------------------------------------------------------------------- leaky ReLU and tanh
+@njit(cache=True, nogil=True)
+def _leaky_relu_forward_serial(X, slope, Y):
+    for i in range(X.shape[0]):
+        Y[i] = X[i] if X[i] > 0 else X[i] * slope
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _leaky_relu_forward_parallel(X, slope, Y):
+    for i in prange(X.shape[0]):
+        Y[i] = X[i] if X[i] > 0 else X[i] * slope
+
+
+@njit(cache=True, nogil=True)
+def _leaky_relu_backward_serial(dY, X, slope, dX):
+    for i in range(dY.shape[0]):
+        dX[i] = dY[i] if X[i] > 0 else dY[i] * slope
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _leaky_relu_backward_parallel(dY, X, slope, dX):
+    for i in prange(dY.shape[0]):
+        dX[i] = dY[i] if X[i] > 0 else dY[i] * slope
+
+
+@njit(cache=True, nogil=True)
+def _tanh_forward_serial(X, Y):
+    for i in range(X.shape[0]):
+        Y[i] = np.tanh(X[i])
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _tanh_forward_parallel(X, Y):
+    for i in prange(X.shape[0]):
+        Y[i] = np.tanh(X[i])
+
+
+@njit(cache=True, nogil=True)
+def _tanh_backward_serial(dY, Y, dX):
+    for i in range(dY.shape[0]):
+        dX[i] = dY[i] * (1 - Y[i] * Y[i])
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _tanh_backward_parallel(dY, Y, dX):
+    for i in prange(dY.shape[0]):
+        dX[i] = dY[i] * (1 - Y[i] * Y[i])
+
+
+def leaky_relu_forward(X, negative_slope, Y):
+    slope = X.dtype.type(negative_slope)  # in X's dtype: float32 products stay float32, as in the reference
+    _pick(_leaky_relu_forward_parallel, _leaky_relu_forward_serial, X.size)(X, slope, Y)
+
+
+def leaky_relu_backward(dY, X, negative_slope, dX):
+    slope = dY.dtype.type(negative_slope)
+    _pick(_leaky_relu_backward_parallel, _leaky_relu_backward_serial, dY.size)(dY, X, slope, dX)
+
+
+def tanh_forward(X, Y):
+    _pick(_tanh_forward_parallel, _tanh_forward_serial, X.size)(X, Y)
+
+
+def tanh_backward(dY, Y, dX):
+    _pick(_tanh_backward_parallel, _tanh_backward_serial, dY.size)(dY, Y, dX)
 
 
 # ---------------------------------------------------------------------------- losses

@@ -11,6 +11,8 @@ from .perceptron_ref import kernel_perceptron_epoch, perceptron_epoch  # noqa: F
 from .training_ref import mlp_forward, mlp_train_epoch  # noqa: F401  (a dense network: inference, training epoch)
 from .conv_ref import conv1d_backward, conv1d_forward, maxpool1d_backward, maxpool1d_forward  # noqa: F401
 from .cnn_training_ref import cnn1d_forward, cnn1d_train_epoch  # noqa: F401  (a small 1-D CNN: inference, epoch)
+from .conv2d_ref import (conv2d_backward, conv2d_forward, leaky_relu_backward, leaky_relu_forward,  # noqa: F401
+                         maxpool2d_backward, maxpool2d_forward, tanh_backward, tanh_forward)
 
 
 def unpack_mask(mask, width):

@@ -6,6 +6,7 @@
 """
 from .checks import check_gradients, gradient_magnitudes
 from .conv_layers import Conv1D, Flatten, MaxPool1D, conv1d_net
+from .conv2d_layers import Conv2D, LeakyReLU, MaxPool2D, Tanh
 from .layers import Layer, Linear, ReLU, Sequential, Sigmoid, mlp
 from .losses import SoftmaxCrossEntropy
 from .optim import SGD, Adam, Optimizer
@@ -13,7 +14,7 @@ from .trainer import DivergenceError, History, Trainer
 
 __all__ = [
     "Layer", "Linear", "ReLU", "Sigmoid", "Sequential", "mlp", "SoftmaxCrossEntropy",
-    "Conv1D", "MaxPool1D", "Flatten", "conv1d_net",
+    "Conv1D", "MaxPool1D", "Flatten", "conv1d_net", "Conv2D", "MaxPool2D", "LeakyReLU", "Tanh",
     "Optimizer", "SGD", "Adam", "Trainer", "History", "DivergenceError",
     "check_gradients", "gradient_magnitudes",
 ]
