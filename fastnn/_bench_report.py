@@ -25,7 +25,7 @@ def load(path):
 
 
 # ---------------------------------------------------------------------------- targets
-_NAME = r"(?P<base>[A-Za-z][\w.+-]*?)"
+_NAME = r"(?P<base>(?:<backend>-)?[A-Za-z][\w.+-]*?)"  # "<backend>-layers": each backend's own baseline
 # Each pattern is one clause of a target; all are read as "time / time of base <= limit".
 _CLAUSES = (
     (re.compile(rf"^<=\s*(?P<ratio>[\d.]+)x\s+(?:the time of\s+)?{_NAME}(?:'s time)?$"), lambda r: r),
@@ -40,7 +40,8 @@ def parse_target(text):
     """The clauses of a target sentence, as dicts.
 
     Timing clause: {"kind": "time", "base": name, "limit": L, "text": ...}: met when this entry's
-    median / the median of the group's entry `name` <= L (">= 1.5x faster than sklearn" is L = 1/1.5,
+    median / the median of the group's entry `name` <= L (in a name, "<backend>" stands for the
+    entry's own backend: ">= 3x faster than <backend>-layers") (">= 1.5x faster than sklearn" is L = 1/1.5,
     "no slower than torch" L = 1, "in <= 1/3 of torch's time" L = 1/3).
     Accuracy clause: {"kind": "accuracy", "key": "test_accuracy", "minimum": value, "text": ...}: met
     when extra_info[key] >= value. A clause read as neither is {"kind": "unknown", "text": ...}.
@@ -98,14 +99,15 @@ def check_target(entry, entries, clauses):
                 outcomes.append(value >= clause["minimum"])
                 details.append(f"test accuracy {value:.4f} (>= {clause['minimum']:g})")
         elif clause["kind"] == "time":
-            base = by_impl.get(clause["base"])
+            base_name = clause["base"].replace("<backend>", entry["impl"])
+            base = by_impl.get(base_name)
             if base is None:
                 outcomes.append(None)
-                details.append(f"no {clause['base']} entry")
+                details.append(f"no {base_name} entry")
                 continue
             ratio = entry["median"] / base["median"]
             outcomes.append(ratio <= clause["limit"] * (1 + 1e-9))
-            details.append(_describe_ratio(ratio, clause))
+            details.append(_describe_ratio(ratio, {**clause, "base": base_name}))
         else:
             outcomes.append(None)
             details.append(f"not understood: {clause['text']!r}")

@@ -263,7 +263,7 @@ BENCH_DIR = Path(__file__).resolve().parent.parent / "bench"
 
 @pytest.mark.skipif(not (BENCH_DIR / "conftest.py").exists(), reason="no bench/ beside tests/")
 def test_bench_command_runs_writes_and_deselects(tmp_path, monkeypatch, capfd):
-    """`fastnn bench -k maxpool` (3 small benchmarks, ~15 s): time announced, results written as they come,
+    """`fastnn bench -k maxpool1d` (3 small benchmarks, ~15 s): time announced, results written as they come,
     a compact report, and a non-benchmark test given to the same pytest run deselected, not skipped."""
     pytest.importorskip("pytest_benchmark")
     import fastnn.__main__ as cli
@@ -273,7 +273,7 @@ def test_bench_command_runs_writes_and_deselects(tmp_path, monkeypatch, capfd):
     command = cli.bench_command
     monkeypatch.setattr(cli, "bench_command", lambda *args: command(*args) + [str(plain)])
     out_dir = tmp_path / "out"
-    assert main(["bench", "-k", "maxpool or plain", "--bench-dir", str(BENCH_DIR), "--out", str(out_dir)]) == 0
+    assert main(["bench", "-k", "maxpool1d or plain", "--bench-dir", str(BENCH_DIR), "--out", str(out_dir)]) == 0
     printed = capfd.readouterr().out
     assert "the default suite" in printed and "about 5 minutes" in printed
     n_backends = len(fastnn.available_backends())
@@ -289,3 +289,11 @@ def test_bench_command_runs_writes_and_deselects(tmp_path, monkeypatch, capfd):
     assert "partial" not in data and len(data["benchmarks"]) == n_backends  # pytest-benchmark's final file
     assert {b["extra_info"]["impl"] for b in data["benchmarks"]} == set(fastnn.available_backends())
     assert "maxpool1d fwd+bwd" in (out_dir / "benchmarks.md").read_text()
+
+
+def test_a_target_against_each_backends_own_baseline():
+    entries = [("cython", 0.010, "backend"), ("cython-layers", 0.040, "baseline"),
+               ("numba", 0.030, "backend"), ("numba-layers", 0.045, "baseline")]
+    rows = _group(entries, ">= 3x faster than <backend>-layers")
+    assert rows["cython"]["status"] == "met" and rows["numba"]["status"] == "missed"
+    assert rows["cython"]["details"] == ["4.00x faster than cython-layers (>= 3x)"]
