@@ -127,12 +127,12 @@ class CenteredRows:
         return np.subtract(self.A[start:stop], self.mean, dtype=np.float64)
 
 
-def rbf_tile_loop(X, Y, band_rows, column_chunk, visit, *, precompute=False):
+def rbf_tile_loop(X, Y, band_rows, column_chunk, visit, *, precompute=False, mean=None):
     """Run visit(G, r0, r1, c0, c1, x, y) on every tile of float64 inner products of centered rows.
 
     G (r1 - r0, c1 - c0) float64 holds Xc[r0:r1] @ Yc[c0:c1].T, for Xc, Yc the rows of X and Y
-    (Y None: X) minus X's column means (the RBF kernel depends only on x - y; centering keeps the
-    expansion's digits for data offset from the origin); x, y are the CenteredRows of X and Y
+    (Y None: X) minus X's column means, or `mean` when given (the RBF kernel depends only on x - y;
+    centering keeps the expansion's digits for data offset from the origin); x, y are the CenteredRows of X and Y
     (their .sq are the squared norms). G lives in one reused buffer, valid during the call.
 
     The loop runs over column chunks of Y (centered once each) and, inside, bands of rows of X.
@@ -142,7 +142,7 @@ def rbf_tile_loop(X, Y, band_rows, column_chunk, visit, *, precompute=False):
     band_rows and column_chunk must be multiples of 64, so every tile starts on its 64-grid.
     """
     symmetric = Y is None
-    mean = X.mean(axis=0, dtype=np.float64)
+    mean = X.mean(axis=0, dtype=np.float64) if mean is None else mean
     x = CenteredRows(X, mean, precompute)
     y = x if symmetric else CenteredRows(Y, mean, precompute)
     n_x, n_y = X.shape[0], (X if symmetric else Y).shape[0]
@@ -210,16 +210,16 @@ def rbf_matvec(X, Y, V, gamma, out, band_rows, column_chunk, tile_epilogue):
     rbf_tile_loop(X, None if symmetric else Y, band_rows, column_chunk, multiply_tile)
 
 
-def rbf_rows(X, Y, gamma, K, column_chunk, tile_epilogue):
+def rbf_rows(X, Y, gamma, K, column_chunk, tile_epilogue, mean):
     """K = exp(-gamma ||x - y||^2) for the rows of X (few: the selected examples) and all rows of Y,
-    centered chunk by chunk of Y, so memory beyond K is one chunk's rows and products."""
+    both minus `mean`, centered chunk by chunk of Y, so memory beyond K is one chunk's rows and products."""
     constants = (gamma, expansion_error_per_norm(X.shape[1]), RBF_TOLERANCE, False)
 
     def write_tile(G, r0, r1, c0, c1, x, y):
         run_on_threads(tile_epilogue, [(G, K, r0, c0, a, b, x.sq, y.sq, X, Y, *constants)
                                        for a, b in _thread_ranges(r1 - r0)])
 
-    rbf_tile_loop(X, Y, max(1, X.shape[0]), column_chunk, write_tile)
+    rbf_tile_loop(X, Y, max(1, X.shape[0]), column_chunk, write_tile, mean=mean)
 
 
 def make_gram_kernel(epilogue, symmetric_epilogue, rbf_tile_epilogue):
@@ -343,7 +343,8 @@ def make_gram_rows(epilogue, rbf_tile_epilogue):
         selected = X[rows]
         target = X if Y is None else Y
         if kernel == "rbf":
-            rbf_rows(selected, target, gamma, K, column_chunk, rbf_tile_epilogue)
+            # Centered as gram(X, Y) centers them (X's means), not by the selected rows' own means.
+            rbf_rows(selected, target, gamma, K, column_chunk, rbf_tile_epilogue, X.mean(axis=0, dtype=np.float64))
             if Y is None:
                 K[np.arange(rows.shape[0]), rows] = 1  # as gram(X): ||x - x|| is exactly 0
             return
