@@ -178,16 +178,39 @@ def gram_rows(X, rows, *, Y=None, kernel="rbf", gamma=None, degree=3, coef0=1.0,
     of Y, and that chunk centered) is bounded by working_memory (MiB, default 1024). gamma's default
     1 / n_features does not depend on which rows are asked for. Returns X's dtype.
     """
+    rows_of = kernel_rows(X, Y=Y, kernel=kernel, gamma=gamma, degree=degree, coef0=coef0,
+                          working_memory=working_memory, backend=backend)
+    return rows_of(v.indices("rows", rows, rows_of.n_rows, "rows of X"))
+
+
+def kernel_rows(X, *, Y=None, kernel="rbf", gamma=None, degree=3, coef0=1.0, working_memory=None, backend=None,
+                keep_centered=False):
+    """Validate X, Y and the parameters once; return rows_of(rows) -> gram_rows(X, rows, ...).
+
+    For callers that ask for rows many times (a streaming kernel perceptron): rows_of takes a 1-D int64
+    array of indices already known to be in [0, rows_of.n_rows) and checks nothing but working_memory
+    against its length. X and Y must not change while rows_of is in use. keep_centered=True lets the
+    compiled backends keep a float64 centered copy of Y (X) between calls (n_Y x n_features x 8 bytes
+    beyond working_memory), instead of centering all of it again on every call.
+    """
     X, Y, gamma, degree, coef0 = _check_kernel_inputs(X, Y, kernel, gamma, degree, coef0)
-    rows = v.indices("rows", rows, X.shape[0], "rows of X")
     n_y = (X if Y is None else Y).shape[0]
     budget = _working_memory_bytes(working_memory)
-    per_column = (max(1, rows.shape[0]) + X.shape[1]) * 8  # a column of products and one centered row
-    column_chunk = min(n_y, int(budget // per_column))
-    if column_chunk < min(n_y, MIN_TILE):
-        raise ValueError(f"working_memory={working_memory!r} MiB is too small for {rows.shape[0]} rows of "
-                         f"{X.shape[1]} features: it needs at least {min(n_y, MIN_TILE) * per_column / MIB:.3g} MiB")
-    K = np.empty((rows.shape[0], n_y), dtype=X.dtype)
-    if rows.shape[0]:
-        resolve(backend).gram_rows(X, rows, Y, kernel, gamma, degree, coef0, K, column_chunk)
-    return K
+    kernel_function = resolve(backend).gram_rows
+    prepared = {} if keep_centered else None
+
+    def rows_of(rows, columns=None):
+        """K (len(rows), n_Y), or only the given columns (sorted int64 indices into Y's rows)."""
+        per_column = (max(1, rows.shape[0]) + X.shape[1]) * 8  # a column of products and one centered row
+        column_chunk = min(n_y, MAX_COLUMN_CHUNK, int(budget // per_column))
+        if column_chunk < min(n_y, MIN_TILE):
+            raise ValueError(f"working_memory={working_memory!r} MiB is too small for {rows.shape[0]} rows of "
+                             f"{X.shape[1]} features: it needs at least "
+                             f"{min(n_y, MIN_TILE) * per_column / MIB:.3g} MiB")
+        K = np.empty((rows.shape[0], n_y if columns is None else columns.shape[0]), dtype=X.dtype)
+        if K.size:
+            kernel_function(X, rows, Y, kernel, gamma, degree, coef0, K, column_chunk, prepared, columns)
+        return K
+
+    rows_of.n_rows = X.shape[0]
+    return rows_of

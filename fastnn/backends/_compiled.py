@@ -105,56 +105,70 @@ RBF_COLUMN_CHUNK = 4096
 
 
 class CenteredRows:
-    """Rows of A (n, n_features) minus a common mean, in float64, and their squared norms.
+    """Rows of A (n, n_features) minus a common mean, in float64, and their squared norms (sq, (n,)).
 
-    precompute=True keeps one float64 copy of all of A (the full Gram matrix: K dwarfs it);
-    otherwise each slice is centered when asked for, so memory stays at one tile's rows (the
-    products and rows of the Gram matrix, whose memory is bounded by working_memory).
+    precompute=True keeps one float64 copy of all of A and all norms (the full Gram matrix: K dwarfs
+    them); otherwise rows(start, stop, out) centers the slice into the caller's buffer and fills
+    sq[start:stop] then, so memory stays at one tile's rows (gram_matvec, gram_rows: bounded by
+    working_memory) and each slice is centered once per use.
     """
 
     def __init__(self, A, mean, precompute):
         self.A, self.mean = A, mean
         self.copy = np.subtract(A, mean, dtype=np.float64) if precompute else None
-        self.sq = np.empty(A.shape[0])
-        for start in range(0, A.shape[0], RBF_COLUMN_CHUNK):
-            rows = self.rows(start, min(A.shape[0], start + RBF_COLUMN_CHUNK))
-            self.sq[start:start + rows.shape[0]] = np.einsum("ij,ij->i", rows, rows)
+        self.sq = np.einsum("ij,ij->i", self.copy, self.copy) if precompute else np.empty(A.shape[0])
 
-    def rows(self, start, stop):
-        """(stop - start, n_features) float64, C-contiguous: rows [start, stop) centered."""
+    def subset(self, indices, A):
+        """The precomputed CenteredRows of rows `indices` (A: those rows of the original array)."""
+        part = CenteredRows.__new__(CenteredRows)
+        part.A, part.mean, part.copy, part.sq = A, self.mean, self.copy[indices], self.sq[indices]
+        return part
+
+    def rows(self, start, stop, out):
+        """(stop - start, n_features) float64, C-contiguous: rows [start, stop) centered (in out when
+        not precomputed: a float64 buffer of at least that size)."""
         if self.copy is not None:
             return self.copy[start:stop]
-        return np.subtract(self.A[start:stop], self.mean, dtype=np.float64)
+        block = out[:(stop - start) * self.A.shape[1]].reshape(stop - start, self.A.shape[1])
+        np.subtract(self.A[start:stop], self.mean, out=block)
+        self.sq[start:stop] = np.einsum("ij,ij->i", block, block)
+        return block
 
 
-def rbf_tile_loop(X, Y, band_rows, column_chunk, visit, *, precompute=False, mean=None):
+def rbf_tile_loop(X, Y, band_rows, column_chunk, visit, *, precompute=False, mean=None, y_rows=None):
     """Run visit(G, r0, r1, c0, c1, x, y) on every tile of float64 inner products of centered rows.
 
     G (r1 - r0, c1 - c0) float64 holds Xc[r0:r1] @ Yc[c0:c1].T, for Xc, Yc the rows of X and Y
     (Y None: X) minus X's column means, or `mean` when given (the RBF kernel depends only on x - y;
-    centering keeps the expansion's digits for data offset from the origin); x, y are the CenteredRows of X and Y
-    (their .sq are the squared norms). G lives in one reused buffer, valid during the call.
+    centering keeps the expansion's digits for data offset from the origin); x, y are the CenteredRows
+    of X and Y, whose .sq hold the squared norms of (at least) the tile's rows. G lives in one reused
+    buffer, valid during the call.
 
     The loop runs over column chunks of Y (centered once each) and, inside, bands of rows of X.
     With Y None only tiles on or above the diagonal band are visited: for a band [r0, r1) the
     columns start at max(chunk start, r0), so every pair i < j lies in exactly one visited tile
     (and pairs within one band in both orders). For the symmetric epilogue (which mirrors into K)
     band_rows and column_chunk must be multiples of 64, so every tile starts on its 64-grid.
+    y_rows: Y's CenteredRows prepared by the caller (precomputed, with the same mean), reused across calls.
     """
     symmetric = Y is None
     mean = X.mean(axis=0, dtype=np.float64) if mean is None else mean
     x = CenteredRows(X, mean, precompute)
-    y = x if symmetric else CenteredRows(Y, mean, precompute)
-    n_x, n_y = X.shape[0], (X if symmetric else Y).shape[0]
+    y = x if symmetric else (y_rows if y_rows is not None else CenteredRows(Y, mean, precompute))
+    n_x, n_y, n_features = X.shape[0], (X if symmetric else Y).shape[0], X.shape[1]
     buffer = np.empty(min(band_rows, n_x) * min(column_chunk, n_y))
+    band_buffer = None if x.copy is not None else np.empty(min(band_rows, n_x) * n_features)
+    chunk_buffer = None if y.copy is not None else np.empty(min(column_chunk, n_y) * n_features)
     for c0 in range(0, n_y, column_chunk):
         c1 = min(n_y, c0 + column_chunk)
-        chunk = y.rows(c0, c1)
+        chunk = y.rows(c0, c1, chunk_buffer)
         for r0 in range(0, min(n_x, c1) if symmetric else n_x, band_rows):
             r1 = min(n_x, r0 + band_rows)
             start = max(c0, r0) if symmetric else c0
             G = buffer[:(r1 - r0) * (c1 - start)].reshape(r1 - r0, c1 - start)
-            np.matmul(x.rows(r0, r1), chunk[start - c0:].T, out=G)
+            inside = symmetric and c0 <= r0 and r1 <= c1  # the band's rows are centered in the chunk already
+            band = chunk[r0 - c0:r1 - c0] if inside else x.rows(r0, r1, band_buffer)
+            np.matmul(band, chunk[start - c0:].T, out=G)
             visit(G, r0, r1, start, c1, x, y)
 
 
@@ -210,7 +224,7 @@ def rbf_matvec(X, Y, V, gamma, out, band_rows, column_chunk, tile_epilogue):
     rbf_tile_loop(X, None if symmetric else Y, band_rows, column_chunk, multiply_tile)
 
 
-def rbf_rows(X, Y, gamma, K, column_chunk, tile_epilogue, mean):
+def rbf_rows(X, Y, gamma, K, column_chunk, tile_epilogue, mean, y_rows=None):
     """K = exp(-gamma ||x - y||^2) for the rows of X (few: the selected examples) and all rows of Y,
     both minus `mean`, centered chunk by chunk of Y, so memory beyond K is one chunk's rows and products."""
     constants = (gamma, expansion_error_per_norm(X.shape[1]), RBF_TOLERANCE, False)
@@ -219,7 +233,7 @@ def rbf_rows(X, Y, gamma, K, column_chunk, tile_epilogue, mean):
         run_on_threads(tile_epilogue, [(G, K, r0, c0, a, b, x.sq, y.sq, X, Y, *constants)
                                        for a, b in _thread_ranges(r1 - r0)])
 
-    rbf_tile_loop(X, Y, max(1, X.shape[0]), column_chunk, write_tile, mean=mean)
+    rbf_tile_loop(X, Y, max(1, X.shape[0]), column_chunk, write_tile, mean=mean, y_rows=y_rows)
 
 
 def make_gram_kernel(epilogue, symmetric_epilogue, rbf_tile_epilogue):
@@ -335,18 +349,35 @@ def make_gram_matvec(epilogue, rbf_tile_epilogue):
 
 
 def make_gram_rows(epilogue, rbf_tile_epilogue):
-    """Build a backend's gram_rows(X, rows, Y, kernel, gamma, degree, coef0, K, column_chunk):
-    K (len(rows), n_y) = the rows `rows` of gram(X, Y) (Y None: of gram(X), whose RBF diagonal is
-    exactly 1), the RBF products computed column_chunk columns at a time."""
+    """Build a backend's gram_rows(X, rows, Y, kernel, gamma, degree, coef0, K, column_chunk, prepared=None,
+    columns=None): K (len(rows), n_cols) = the rows `rows` of gram(X, Y) (Y None: of gram(X), whose RBF
+    diagonal is exactly 1), restricted to `columns` (sorted int64 indices into Y's rows; None: all), the
+    RBF products computed column_chunk columns at a time.
 
-    def gram_rows(X, rows, Y, kernel, gamma, degree, coef0, K, column_chunk):
+    prepared: None, or a dict the caller keeps between calls on the same X and Y; the first RBF call
+    stores X's means and a float64 centered copy of Y (or X) in it (n_y x n_features x 8 bytes), so
+    later calls skip centering all of Y again (they only read it).
+    """
+
+    def gram_rows(X, rows, Y, kernel, gamma, degree, coef0, K, column_chunk, prepared=None, columns=None):
         selected = X[rows]
         target = X if Y is None else Y
+        if columns is not None:
+            target = target[columns]
         if kernel == "rbf":
+            if prepared is None:
+                mean, y_rows = X.mean(axis=0, dtype=np.float64), None
+            else:
+                if "mean" not in prepared:
+                    prepared["mean"] = X.mean(axis=0, dtype=np.float64)
+                    prepared["rows"] = CenteredRows(X if Y is None else Y, prepared["mean"], precompute=True)
+                mean, y_rows = prepared["mean"], prepared["rows"]
+                if columns is not None:
+                    y_rows = y_rows.subset(columns, target)
             # Centered as gram(X, Y) centers them (X's means), not by the selected rows' own means.
-            rbf_rows(selected, target, gamma, K, column_chunk, rbf_tile_epilogue, X.mean(axis=0, dtype=np.float64))
+            rbf_rows(selected, target, gamma, K, column_chunk, rbf_tile_epilogue, mean, y_rows)
             if Y is None:
-                K[np.arange(rows.shape[0]), rows] = 1  # as gram(X): ||x - x|| is exactly 0
+                set_self_pairs_to_one(K, rows, columns)
             return
         np.matmul(selected, target.T, out=K)
         code = KERNEL_CODES[kernel]
@@ -354,3 +385,14 @@ def make_gram_rows(epilogue, rbf_tile_epilogue):
             epilogue(K, code, K.dtype.type(gamma), degree, K.dtype.type(coef0))
 
     return gram_rows
+
+
+def set_self_pairs_to_one(K, rows, columns):
+    """K[r, c] = 1 where example rows[r] is column c (columns: sorted example indices, or None for all):
+    an RBF value of an example with itself, exactly 1 as on gram(X)'s diagonal."""
+    if columns is None:
+        K[np.arange(rows.shape[0]), rows] = 1
+        return
+    position = np.minimum(np.searchsorted(columns, rows), columns.shape[0] - 1)
+    present = columns[position] == rows
+    K[np.flatnonzero(present), position[present]] = 1

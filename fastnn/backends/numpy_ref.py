@@ -107,11 +107,16 @@ def gram_matvec(X, Y, V, kernel, gamma, degree, coef0, out, band_rows, column_ch
             out[rows] += K @ V[cols]
 
 
-def gram_rows(X, rows, Y, kernel, gamma, degree, coef0, K, column_chunk):
-    """K (len(rows), n_y) = rows `rows` of gram(X, Y), or of gram(X) when Y is None (RBF diagonal exactly 1)."""
-    gram(X[rows], X if Y is None else Y, kernel, gamma, degree, coef0, K)
+def gram_rows(X, rows, Y, kernel, gamma, degree, coef0, K, column_chunk, prepared=None, columns=None):
+    """K (len(rows), n_cols) = rows `rows` of gram(X, Y), or of gram(X) when Y is None (RBF diagonal exactly
+    1), in the columns `columns` (sorted indices; None: all). (prepared: the compiled backends' reusable
+    centered copy; the reference needs none.)"""
+    target = X if Y is None else Y
+    columns = np.arange(target.shape[0]) if columns is None else columns
+    gram(X[rows], target[columns], kernel, gamma, degree, coef0, K)
     if Y is None and kernel == "rbf":
-        K[np.arange(rows.shape[0]), rows] = 1
+        same = rows[:, None] == columns[None, :]
+        K[same] = 1
 
 
 def _rbf(X, Y, gamma):

@@ -7,14 +7,15 @@ with the same additions, asking a `KernelRowCache` for each row. The cache is LI
 class Cache): rows kept in a memory budget given in MiB, least recently used evicted first. A miss
 computes a block of rows in one call of fastnn.gram_rows (one pass over X for many rows): the
 missing row and the next examples of the epoch that the current scores misclassify, the likely next
-mistakes.
+mistakes (measured: a row costs ~30x less in a block of 512 than alone, so even guesses of which
+only a fraction are used pay; with a cache as large as K each row is still computed at most once).
 """
 import numpy as np
 
-from ..gram import MIB, gram_rows
+from ..gram import MIB, kernel_rows
 
 # Rows computed per miss, at most: one gram_rows call reads all of X once, so a block amortizes that.
-BLOCK_ROWS = 256
+BLOCK_ROWS = 512
 # How far past a miss the epoch's order is searched for likely mistakes to compute in the same block.
 LOOKAHEAD = 4 * BLOCK_ROWS
 # Examples predicted per vectorized search for the next mistake (grows while none is found).
@@ -37,7 +38,8 @@ class KernelRowCache:
         if self.slots < 1:
             raise ValueError(f"kernel_cache={capacity_mib!r} MiB cannot hold one kernel row of {n} training "
                              f"examples ({n * itemsize / MIB:.3g} MiB); raise kernel_cache")
-        self.X, self.gram_params, self.working_memory = X, gram_params, working_memory
+        # Validates X once; the compiled backends keep X centered in float64 between calls.
+        self.rows_of = kernel_rows(X, working_memory=working_memory, keep_centered=True, **gram_params)
         self.block = max(1, min(BLOCK_ROWS, self.slots // 4))
         self.data = np.empty((self.slots, n), dtype=X.dtype)
         self.slot_of = np.full(n, -1, dtype=np.int64)  # example -> slot, -1 when not cached
@@ -71,15 +73,36 @@ class KernelRowCache:
         return np.array(wanted, dtype=np.int64)
 
     def _fill(self, examples):
-        slots = self._free_slots(len(examples))
-        evicted = self.owner[slots]
-        self.slot_of[evicted[evicted >= 0]] = -1
-        self.data[slots] = gram_rows(self.X, examples, working_memory=self.working_memory, **self.gram_params)
+        if self.used + len(examples) <= self.slots:  # free slots, in one block: write the rows in place
+            slots = self._free_slots(len(examples))
+            self._rows(examples, out=self.data[slots[0]:slots[-1] + 1])
+        else:
+            rows = self._rows(examples)
+            slots = self._free_slots(len(examples))
+            evicted = self.owner[slots]
+            self.slot_of[evicted[evicted >= 0]] = -1
+            self.data[slots] = rows
         self.owner[slots] = examples
         self.slot_of[examples] = slots
         self.clock += 1
         self.last_used[slots] = self.clock
         self.rows_computed += len(examples)
+
+    def _rows(self, examples, out=None):
+        """K[examples] (len(examples), n): the columns of cached examples copied from their rows (K is
+        symmetric, as gram(X) makes it), the others computed, so a pair is computed once while both
+        rows stay cached. Call before evicting anything for these rows (it reads the cached rows)."""
+        cached = np.flatnonzero(self.slot_of >= 0)
+        if cached.size < self.slot_of.shape[0] // 8:  # too few to pay for the gather
+            if out is None:
+                return self.rows_of(examples)
+            out[...] = self.rows_of(examples)
+            return out
+        K = np.empty((examples.shape[0], self.slot_of.shape[0]), dtype=self.data.dtype) if out is None else out
+        K[:, cached] = self.data[np.ix_(self.slot_of[cached], examples)].T
+        missing = np.flatnonzero(self.slot_of < 0)
+        K[:, missing] = self.rows_of(examples, missing)
+        return K
 
     def _free_slots(self, count):
         """`count` slots: unused ones first, then the least recently used."""
@@ -94,8 +117,12 @@ class KernelRowCache:
 
 
 def _likely_mistakes(scores, y, examples):
-    """The examples that the current scores misclassify (ties: lowest class, as every epoch)."""
-    return examples[np.argmax(scores[:, examples], axis=0) != y[examples]]
+    """The examples that the current scores misclassify, most clearly wrong first (the true class's
+    score furthest below the best one): those stay wrong after the updates before they come up."""
+    upcoming = scores[:, examples]
+    margin = upcoming[y[examples], np.arange(examples.shape[0])] - upcoming.max(axis=0)
+    wrong = np.flatnonzero(margin < 0)
+    return examples[wrong[np.argsort(margin[wrong], kind="stable")]]
 
 
 def streaming_epoch(cache, y, order, alpha, scores):
@@ -119,8 +146,10 @@ def streaming_epoch(cache, y, order, alpha, scores):
         i, yhat, label = examples[wrong[0]], predicted[wrong[0]], y[examples[wrong[0]]]
         t += wrong[0] + 1
         if cache.slot_of[i] < 0:
-            upcoming = _likely_mistakes(scores, y, order[t:t + LOOKAHEAD])
-            row = cache.row(i, upcoming)
+            ahead = order[t:t + LOOKAHEAD]
+            # A cache that holds every row can take the epoch's next examples in order: each row is then
+            # computed once, in full blocks; a smaller one takes only likely mistakes, to keep its rows.
+            row = cache.row(i, ahead if cache.slots == cache.slot_of.shape[0] else _likely_mistakes(scores, y, ahead))
         else:
             row = cache.row(i)
         alpha[yhat, i] -= 1
