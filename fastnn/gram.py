@@ -4,6 +4,7 @@ import numbers
 
 import numpy as np
 
+from . import _dask
 from . import _validation as v
 from ._config import resolve
 
@@ -77,7 +78,12 @@ def gram(X, Y=None, *, kernel="rbf", gamma=None, degree=3, coef0=1.0, backend=No
     input dtype, as in scikit-learn.
 
     Work memory beyond K: for 'rbf', float64 copies of X and Y and a 16 MiB tile; otherwise none.
+
+    Dask arrays (X or Y) give a Dask array: one task per tile of X's and Y's row chunks, each computed
+    by this function on a worker (fastnn._dask); with Y None each off-diagonal pair of tiles once.
     """
+    if _dask.is_dask_array(X) or _dask.is_dask_array(Y):
+        return _dask.dask_gram(X, Y, kernel, gamma, degree, coef0, backend)
     X, Y, gamma, degree, coef0 = _check_kernel_inputs(X, Y, kernel, gamma, degree, coef0)
     K = np.empty((X.shape[0], X.shape[0] if Y is None else Y.shape[0]), dtype=X.dtype)
     resolve(backend).gram(X, Y, kernel, gamma, degree, coef0, K)
@@ -156,7 +162,13 @@ def gram_matvec(X, Y, V, *, kernel="rbf", gamma=None, degree=3, coef0=1.0, worki
     -------
     (n_X,) or (n_X, k), X's dtype: equal to gram(X, Y, ...) @ V up to rounding, with the same per-value
     accuracy of the kernel (see fastnn.gram). The linear kernel is computed as X @ (Y.T @ V).
+
+    Dask arrays (any of X, Y, V) give a Dask array chunked as X's rows: one task per kernel tile of the
+    row chunks (with Y None, one per pair of chunks, serving both), computed by fastnn on the workers;
+    working_memory does not apply there (the chunks set the tiles).
     """
+    if any(_dask.is_dask_array(value) for value in (X, Y, V)):
+        return _dask.dask_gram_matvec(X, Y, V, kernel, gamma, degree, coef0, backend)
     X, Y, gamma, degree, coef0 = _check_kernel_inputs(X, Y, kernel, gamma, degree, coef0)
     n_y = (X if Y is None else Y).shape[0]
     V = _check_matvec_operand(V, n_y, X.dtype)

@@ -20,6 +20,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .. import perceptron as _epochs
 from . import _persist
 from .._config import resolve
+from .._dask import is_dask_array, map_rows
 from .._validation import FLOAT_DTYPES, MAX_INT
 from ..gram import KERNEL_FUNCTIONS, _working_memory_bytes, gram, gram_matvec
 from ._streaming import KernelRowCache, streaming_epoch
@@ -99,14 +100,21 @@ class _EpochClassifier(ClassifierMixin, BaseEstimator):
         return validate_data(self, X, dtype=self._fit_dtype, order="C", reset=False)
 
     def decision_function(self, X):
-        """Class scores: (n_samples, n_classes), or (n_samples,) for two classes (> 0 means classes_[1])."""
+        """Class scores: (n_samples, n_classes), or (n_samples,) for two classes (> 0 means classes_[1]).
+        A Dask array X gives a Dask array, one task per row chunk."""
+        if is_dask_array(X):
+            return self._dask_rows(self.decision_function, X, np.dtype(self._fit_dtype),
+                                   None if len(self.classes_) == 2 else len(self.classes_))
         scores = self._scores(self._validated(X))
         if len(self.classes_) == 2:
             return scores[:, 1] - scores[:, 0]
         return scores
 
     def predict(self, X):
-        """The class with the highest score (ties: the first in classes_)."""
+        """The class with the highest score (ties: the first in classes_). A Dask array X gives a Dask
+        array, one task per row chunk."""
+        if is_dask_array(X):
+            return self._dask_rows(self.predict, X, self.classes_.dtype, None)
         scores = self._scores(self._validated(X))
         return self.classes_[np.argmax(scores, axis=1)]
 
@@ -178,6 +186,11 @@ def _checked_array(name, array, shape, dtype):
     if not np.isfinite(array).all():
         raise ValueError(f"{name} contains NaN or infinity")
     return np.ascontiguousarray(array)
+
+
+    def _dask_rows(self, method, X, dtype, columns):
+        check_is_fitted(self)
+        return map_rows(method, X, self.n_features_in_, dtype=dtype, columns=columns)
 
 
 class Perceptron(_EpochClassifier):
