@@ -178,6 +178,11 @@ class _EpochClassifier(ClassifierMixin, BaseEstimator):
         """Check the saved arrays against each other and set the fitted attributes (ValueError if inconsistent)."""
         raise NotImplementedError
 
+    def _dask_rows(self, method, X, dtype, columns):
+        """method (predict or decision_function) on every row chunk of Dask X, as a Dask array."""
+        check_is_fitted(self)
+        return map_rows(method, X, self.n_features_in_, dtype=dtype, columns=columns)
+
 
 def _checked_array(name, array, shape, dtype):
     """array if it has `shape` and `dtype` and is finite; ValueError naming it otherwise."""
@@ -186,11 +191,6 @@ def _checked_array(name, array, shape, dtype):
     if not np.isfinite(array).all():
         raise ValueError(f"{name} contains NaN or infinity")
     return np.ascontiguousarray(array)
-
-
-    def _dask_rows(self, method, X, dtype, columns):
-        check_is_fitted(self)
-        return map_rows(method, X, self.n_features_in_, dtype=dtype, columns=columns)
 
 
 class Perceptron(_EpochClassifier):
