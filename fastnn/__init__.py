@@ -12,7 +12,7 @@ environment variable, or the backend= keyword every kernel takes.
 from ._threads import get_num_threads, set_num_threads
 from ._config import available_backends, get_backend, set_backend, unavailable_backends, use_backend
 from ._config import warn_if_source_tree_without_extensions as _warn_if_source_tree_without_extensions
-from .gram import gram
+from .gram import gram, gram_matvec, gram_rows
 from .perceptron import kernel_perceptron_epoch, perceptron_epoch
 from .activations import (leaky_relu_backward, leaky_relu_forward, relu_backward, relu_forward, sigmoid_backward,
                           sigmoid_forward, tanh_backward, tanh_forward)
@@ -34,7 +34,7 @@ __all__ = [
     "linear_forward", "linear_backward",
     "relu_forward", "relu_backward", "sigmoid_forward", "sigmoid_backward",
     "softmax_cross_entropy", "logistic_loss",
-    "gram", "perceptron_epoch", "kernel_perceptron_epoch", "mlp_train_epoch",
+    "gram", "gram_matvec", "gram_rows", "perceptron_epoch", "kernel_perceptron_epoch", "mlp_train_epoch",
     "conv1d_forward", "conv1d_backward", "maxpool1d_forward", "maxpool1d_backward", "cnn1d_train_epoch",
     "mlp_forward", "cnn1d_forward",
     "conv2d_forward", "conv2d_backward", "maxpool2d_forward", "maxpool2d_backward",

@@ -4,6 +4,7 @@ import numbers
 
 import numpy as np
 
+from . import _dask
 from . import _validation as v
 from ._config import resolve
 
@@ -23,6 +24,28 @@ def _check_magnitude(name, array):
         raise ValueError(f"{name} has values up to {largest:.3g}: inner products of rows of {array.shape[1]} "
                          f"features could overflow {array.dtype} (largest allowed magnitude {limit:.3g}); "
                          f"scale the data")
+
+
+def _check_kernel_inputs(X, Y, kernel, gamma, degree, coef0):
+    """Validated (X, Y, gamma, degree, coef0) as gram's docstring requires them; Y may be None."""
+    X = v.float_array("X", X, ndim=2)
+    if Y is not None:
+        Y = v.float_array("Y", Y, ndim=2, dtype=X.dtype)
+        if Y.shape[1] != X.shape[1]:
+            raise ValueError(f"X has {X.shape[1]} features (shape {X.shape}) but Y has {Y.shape[1]} "
+                             f"(shape {Y.shape}); they must have the same number of features")
+    if kernel not in KERNEL_FUNCTIONS:
+        raise ValueError(f"kernel must be one of {KERNEL_FUNCTIONS}, got {kernel!r}")
+    gamma = 1.0 / X.shape[1] if gamma is None else gamma
+    if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real) or not (math.isfinite(gamma) and gamma > 0):
+        raise ValueError(f"gamma must be a positive finite number, got {gamma!r}")
+    degree = v.integer("degree", degree, 0)
+    if isinstance(coef0, bool) or not isinstance(coef0, numbers.Real) or not math.isfinite(coef0):
+        raise ValueError(f"coef0 must be a finite number, got {coef0!r}")
+    for name, array in (("X", X), ("Y", Y)):
+        if array is not None:
+            _check_magnitude(name, array)
+    return X, Y, float(gamma), int(degree), float(coef0)
 
 
 def gram(X, Y=None, *, kernel="rbf", gamma=None, degree=3, coef0=1.0, backend=None):
@@ -55,24 +78,151 @@ def gram(X, Y=None, *, kernel="rbf", gamma=None, degree=3, coef0=1.0, backend=No
     input dtype, as in scikit-learn.
 
     Work memory beyond K: for 'rbf', float64 copies of X and Y and a 16 MiB tile; otherwise none.
+
+    Dask arrays (X or Y) give a Dask array: one task per tile of X's and Y's row chunks, each computed
+    by this function on a worker (fastnn._dask); with Y None each off-diagonal pair of tiles once.
     """
-    X = v.float_array("X", X, ndim=2)
-    if Y is not None:
-        Y = v.float_array("Y", Y, ndim=2, dtype=X.dtype)
-        if Y.shape[1] != X.shape[1]:
-            raise ValueError(f"X has {X.shape[1]} features (shape {X.shape}) but Y has {Y.shape[1]} "
-                             f"(shape {Y.shape}); they must have the same number of features")
-    if kernel not in KERNEL_FUNCTIONS:
-        raise ValueError(f"kernel must be one of {KERNEL_FUNCTIONS}, got {kernel!r}")
-    gamma = 1.0 / X.shape[1] if gamma is None else gamma
-    if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real) or not (math.isfinite(gamma) and gamma > 0):
-        raise ValueError(f"gamma must be a positive finite number, got {gamma!r}")
-    degree = v.integer("degree", degree, 0)
-    if isinstance(coef0, bool) or not isinstance(coef0, numbers.Real) or not math.isfinite(coef0):
-        raise ValueError(f"coef0 must be a finite number, got {coef0!r}")
-    for name, array in (("X", X), ("Y", Y)):
-        if array is not None:
-            _check_magnitude(name, array)
+    if _dask.is_dask_array(X) or _dask.is_dask_array(Y):
+        return _dask.dask_gram(X, Y, kernel, gamma, degree, coef0, backend)
+    X, Y, gamma, degree, coef0 = _check_kernel_inputs(X, Y, kernel, gamma, degree, coef0)
     K = np.empty((X.shape[0], X.shape[0] if Y is None else Y.shape[0]), dtype=X.dtype)
-    resolve(backend).gram(X, Y, kernel, float(gamma), int(degree), float(coef0), K)
+    resolve(backend).gram(X, Y, kernel, gamma, degree, coef0, K)
     return K
+
+
+# Memory-bounded kernel products ---------------------------------------------------------------------
+DEFAULT_WORKING_MEMORY = 1024  # MiB, scikit-learn's default working_memory
+MIB = 1 << 20
+# Tile caps: the compiled backends' measured best RBF tile (fastnn.backends._compiled); larger tiles
+# gain nothing, smaller ones are used only when working_memory asks for them.
+MAX_BAND_ROWS = 512
+MAX_COLUMN_CHUNK = 4096
+MIN_TILE = 64
+
+
+def _tile_bytes(rows, cols, n_features, k, itemsize):
+    """Work memory of one (rows x cols) tile of gram_matvec: float64 products, kernel values in the
+    input dtype, the centered float64 rows of the band and of the chunk, and the two (., k) products."""
+    return rows * cols * (8 + itemsize) + (rows + cols) * (n_features * 8 + k * itemsize)
+
+
+def _working_memory_bytes(working_memory):
+    if working_memory is None:
+        return DEFAULT_WORKING_MEMORY * MIB
+    if (isinstance(working_memory, bool) or not isinstance(working_memory, numbers.Real)
+            or not math.isfinite(working_memory) or working_memory <= 0):
+        raise ValueError(f"working_memory must be a positive number of MiB (or None for "
+                         f"{DEFAULT_WORKING_MEMORY}), got {working_memory!r}")
+    return float(working_memory) * MIB
+
+
+def tile_shape(n_x, n_y, n_features, k, itemsize, working_memory):
+    """(band_rows, column_chunk): the largest tile up to 512 x 4096 whose work memory (_tile_bytes)
+    fits working_memory (MiB; None: 1024). ValueError when not even a 64 x 64 tile fits."""
+    budget = _working_memory_bytes(working_memory)
+    smallest = (min(n_x, MIN_TILE), min(n_y, MIN_TILE))
+    if _tile_bytes(*smallest, n_features, k, itemsize) > budget:
+        need = _tile_bytes(*smallest, n_features, k, itemsize) / MIB
+        raise ValueError(f"working_memory={working_memory!r} MiB is too small: one {smallest[0]} x {smallest[1]} "
+                         f"tile of {n_features} features needs {need:.3g} MiB")
+    for rows in (min(n_x, MAX_BAND_ROWS), smallest[0]):
+        fixed = rows * (n_features * 8 + k * itemsize)
+        per_column = rows * (8 + itemsize) + n_features * 8 + k * itemsize
+        cols = min(n_y, MAX_COLUMN_CHUNK, int((budget - fixed) // per_column))
+        if cols >= smallest[1]:
+            return rows, cols
+    return smallest
+
+
+def _check_matvec_operand(V, n_y, dtype):
+    V = v.float_array("V", V, dtype=dtype)
+    if V.ndim not in (1, 2):
+        raise ValueError(f"V must be 1-D (n_Y,) or 2-D (n_Y, k), got shape {V.shape}")
+    if V.shape[0] != n_y:
+        raise ValueError(f"V has {V.shape[0]} rows (shape {V.shape}) but the Gram matrix has {n_y} columns "
+                         f"(rows of Y, or of X when Y is None); they must match")
+    if not np.isfinite(V).all():
+        raise ValueError("V contains NaN or infinity")
+    return V
+
+
+def gram_matvec(X, Y, V, *, kernel="rbf", gamma=None, degree=3, coef0=1.0, working_memory=None, backend=None):
+    """gram(X, Y, ...) @ V without forming the Gram matrix: kernel tiles computed, multiplied and dropped.
+
+    Parameters
+    ----------
+    X, Y, kernel, gamma, degree, coef0 : as in fastnn.gram (Y None: Y = X; then each RBF pair is
+        computed once and used for both rows it contributes to)
+    V : (n_Y,) or (n_Y, k) of X's dtype, finite (n_Y = rows of Y, or of X when Y is None)
+    working_memory : positive number of MiB (default None: 1024, scikit-learn's default) bounding the
+        work memory beyond the inputs and the output: the tiles are sized from it (up to 512 x 4096
+        pairs); ValueError when not even a 64 x 64 tile fits.
+
+    Returns
+    -------
+    (n_X,) or (n_X, k), X's dtype: equal to gram(X, Y, ...) @ V up to rounding, with the same per-value
+    accuracy of the kernel (see fastnn.gram). The linear kernel is computed as X @ (Y.T @ V).
+
+    Dask arrays (any of X, Y, V) give a Dask array chunked as X's rows: one task per kernel tile of the
+    row chunks (with Y None, one per pair of chunks, serving both), computed by fastnn on the workers;
+    working_memory does not apply there (the chunks set the tiles).
+    """
+    if any(_dask.is_dask_array(value) for value in (X, Y, V)):
+        return _dask.dask_gram_matvec(X, Y, V, kernel, gamma, degree, coef0, backend)
+    X, Y, gamma, degree, coef0 = _check_kernel_inputs(X, Y, kernel, gamma, degree, coef0)
+    n_y = (X if Y is None else Y).shape[0]
+    V = _check_matvec_operand(V, n_y, X.dtype)
+    V2 = V.reshape(n_y, -1)
+    rows, cols = tile_shape(X.shape[0], n_y, X.shape[1], V2.shape[1], X.dtype.itemsize, working_memory)
+    out = np.empty((X.shape[0], V2.shape[1]), dtype=X.dtype)
+    resolve(backend).gram_matvec(X, Y, V2, kernel, gamma, degree, coef0, out, rows, cols)
+    return out.reshape(-1) if V.ndim == 1 else out
+
+
+def gram_rows(X, rows, *, Y=None, kernel="rbf", gamma=None, degree=3, coef0=1.0, working_memory=None,
+              backend=None):
+    """Rows `rows` of gram(X, Y): K (len(rows), n_Y), K[r, j] = k(X[rows[r]], Y[j]) (Y None: Y = X, and
+    the RBF value of an example with itself is exactly 1, as on gram(X)'s diagonal).
+
+    The kernel rows of selected examples, for methods that need only some rows of the Gram matrix
+    (a kernel perceptron's mistakes, an SVM solver's working set). rows: 1-D integers in [0, n_X),
+    repeats allowed. The work memory beyond K (for 'rbf': float64 products of the rows with a chunk
+    of Y, and that chunk centered) is bounded by working_memory (MiB, default 1024). gamma's default
+    1 / n_features does not depend on which rows are asked for. Returns X's dtype.
+    """
+    rows_of = kernel_rows(X, Y=Y, kernel=kernel, gamma=gamma, degree=degree, coef0=coef0,
+                          working_memory=working_memory, backend=backend)
+    return rows_of(v.indices("rows", rows, rows_of.n_rows, "rows of X"))
+
+
+def kernel_rows(X, *, Y=None, kernel="rbf", gamma=None, degree=3, coef0=1.0, working_memory=None, backend=None,
+                keep_centered=False):
+    """Validate X, Y and the parameters once; return rows_of(rows) -> gram_rows(X, rows, ...).
+
+    For callers that ask for rows many times (a streaming kernel perceptron): rows_of takes a 1-D int64
+    array of indices already known to be in [0, rows_of.n_rows) and checks nothing but working_memory
+    against its length. X and Y must not change while rows_of is in use. keep_centered=True lets the
+    compiled backends keep a float64 centered copy of Y (X) between calls (n_Y x n_features x 8 bytes
+    beyond working_memory), instead of centering all of it again on every call.
+    """
+    X, Y, gamma, degree, coef0 = _check_kernel_inputs(X, Y, kernel, gamma, degree, coef0)
+    n_y = (X if Y is None else Y).shape[0]
+    budget = _working_memory_bytes(working_memory)
+    kernel_function = resolve(backend).gram_rows
+    prepared = {} if keep_centered else None
+
+    def rows_of(rows, columns=None):
+        """K (len(rows), n_Y), or only the given columns (sorted int64 indices into Y's rows)."""
+        per_column = (max(1, rows.shape[0]) + X.shape[1]) * 8  # a column of products and one centered row
+        column_chunk = min(n_y, MAX_COLUMN_CHUNK, int(budget // per_column))
+        if column_chunk < min(n_y, MIN_TILE):
+            raise ValueError(f"working_memory={working_memory!r} MiB is too small for {rows.shape[0]} rows of "
+                             f"{X.shape[1]} features: it needs at least "
+                             f"{min(n_y, MIN_TILE) * per_column / MIB:.3g} MiB")
+        K = np.empty((rows.shape[0], n_y if columns is None else columns.shape[0]), dtype=X.dtype)
+        if K.size:
+            kernel_function(X, rows, Y, kernel, gamma, degree, coef0, K, column_chunk, prepared, columns)
+        return K
+
+    rows_of.n_rows = X.shape[0]
+    return rows_of

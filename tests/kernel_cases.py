@@ -82,6 +82,34 @@ GRAM_SHAPES = [(1, 0, 1, "rbf"), (1, 1, 3, "linear"), (5, 3, 4, "poly"), (65, 0,
                (37, 0, 13, "linear"), (37, 0, 13, "poly"), (37, 11, 13, "rbf"),
                (600, 0, 7, "rbf"), (600, 0, 7, "poly"), (600, 450, 5, "rbf")]
 
+# (n_x, n_y, n_features, k, kernel, working_memory): n_y 0 is Y None, k 0 a 1-D V; a working_memory in
+# MiB small enough for many tiles (band and chunk edges, the symmetric case's mirrored tiles).
+GRAM_MATVEC_SHAPES = [(1, 0, 1, 0, "rbf", None), (5, 3, 4, 2, "poly", None), (37, 11, 13, 1, "linear", None),
+                      (37, 0, 13, 0, "linear", None), (65, 0, 9, 3, "rbf", None), (600, 0, 7, 3, "rbf", 0.2),
+                      (600, 450, 5, 0, "rbf", 0.2), (300, 0, 9, 2, "poly", 0.2), (130, 70, 784, 1, "rbf", 2)]
+
+
+def _gram_matvec(rng, dtype, shape):
+    n_x, n_y, n_features, k, kernel, working_memory = shape
+    inputs = _gram(rng, dtype, (n_x, n_y, n_features, kernel))
+    n_v = n_y or n_x
+    inputs["V"] = _normal(rng, (n_v, k) if k else (n_v,), dtype)
+    inputs["working_memory"] = working_memory
+    return inputs
+
+
+# (n_x, n_y, n_features, n_rows, kernel): n_y 0 is Y None; rows with repeats, the first and the last row.
+GRAM_ROWS_SHAPES = [(1, 0, 1, 1, "rbf"), (5, 3, 4, 2, "poly"), (37, 11, 13, 5, "linear"), (65, 0, 9, 7, "rbf"),
+                    (600, 0, 7, 40, "rbf"), (600, 450, 5, 3, "rbf"), (300, 0, 9, 9, "poly")]
+
+
+def _gram_rows(rng, dtype, shape):
+    n_x, n_y, n_features, n_rows, kernel = shape
+    inputs = _gram(rng, dtype, (n_x, n_y, n_features, kernel))
+    inputs["rows"] = np.concatenate([[0, n_x - 1], rng.integers(0, n_x, n_rows)])
+    return inputs
+
+
 def _perceptron_epoch(rng, dtype, shape):
     n, n_features, n_classes = shape
     # Small integers: every dot product and update is exact, so all backends match bit for bit.
@@ -344,6 +372,8 @@ CASES = {
                                   shapes=[(1, 1), (1, 10), (5, 10), (33, 7), (500, 3)]),
     "logistic_loss": dict(make=_logistic_loss, exact=False, shapes=[(1,), (5,), (33,), (1001,)]),
     "gram": dict(make=_gram, exact=False, shapes=GRAM_SHAPES),
+    "gram_matvec": dict(make=_gram_matvec, exact=False, shapes=GRAM_MATVEC_SHAPES),
+    "gram_rows": dict(make=_gram_rows, exact=False, shapes=GRAM_ROWS_SHAPES),
     "perceptron_epoch": dict(make=_perceptron_epoch, exact=True,
                              shapes=[(1, 1, 2), (5, 13, 3), (33, 17, 10), (200, 64, 10)]),
     "kernel_perceptron_epoch": dict(make=_kernel_perceptron_epoch, exact=True,

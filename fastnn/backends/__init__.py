@@ -17,6 +17,8 @@ KERNELS = (
     "softmax_cross_entropy",
     "logistic_loss",
     "gram",
+    "gram_matvec",
+    "gram_rows",
     "perceptron_epoch",
     "kernel_perceptron_epoch",
     "mlp_train_epoch",

@@ -12,7 +12,7 @@ import threading
 import numpy as np
 
 from .._threads import get_num_threads
-from .rbf_numerics import RBF_TOLERANCE, centered_float64, expansion_error_per_norm
+from .rbf_numerics import RBF_TOLERANCE, expansion_error_per_norm
 
 # Largest batch the small-matrix kernels take: measured crossover with BLAS at 784 -> 128 (N=6 to 7).
 SMALL_BATCH = 6
@@ -103,37 +103,137 @@ def _split_rows(start, stop, parts, multiple):
 RBF_BAND_ROWS = 512
 RBF_COLUMN_CHUNK = 4096
 
+
+class CenteredRows:
+    """Rows of A (n, n_features) minus a common mean, in float64, and their squared norms (sq, (n,)).
+
+    precompute=True keeps one float64 copy of all of A and all norms (the full Gram matrix: K dwarfs
+    them); otherwise rows(start, stop, out) centers the slice into the caller's buffer and fills
+    sq[start:stop] then, so memory stays at one tile's rows (gram_matvec, gram_rows: bounded by
+    working_memory) and each slice is centered once per use.
+    """
+
+    def __init__(self, A, mean, precompute):
+        self.A, self.mean = A, mean
+        self.copy = np.subtract(A, mean, dtype=np.float64) if precompute else None
+        self.sq = np.einsum("ij,ij->i", self.copy, self.copy) if precompute else np.empty(A.shape[0])
+
+    def subset(self, indices, A):
+        """The precomputed CenteredRows of rows `indices` (A: those rows of the original array)."""
+        part = CenteredRows.__new__(CenteredRows)
+        part.A, part.mean, part.copy, part.sq = A, self.mean, self.copy[indices], self.sq[indices]
+        return part
+
+    def rows(self, start, stop, out):
+        """(stop - start, n_features) float64, C-contiguous: rows [start, stop) centered (in out when
+        not precomputed: a float64 buffer of at least that size)."""
+        if self.copy is not None:
+            return self.copy[start:stop]
+        block = out[:(stop - start) * self.A.shape[1]].reshape(stop - start, self.A.shape[1])
+        np.subtract(self.A[start:stop], self.mean, out=block)
+        self.sq[start:stop] = np.einsum("ij,ij->i", block, block)
+        return block
+
+
+def rbf_tile_loop(X, Y, band_rows, column_chunk, visit, *, precompute=False, mean=None, y_rows=None):
+    """Run visit(G, r0, r1, c0, c1, x, y) on every tile of float64 inner products of centered rows.
+
+    G (r1 - r0, c1 - c0) float64 holds Xc[r0:r1] @ Yc[c0:c1].T, for Xc, Yc the rows of X and Y
+    (Y None: X) minus X's column means, or `mean` when given (the RBF kernel depends only on x - y;
+    centering keeps the expansion's digits for data offset from the origin); x, y are the CenteredRows
+    of X and Y, whose .sq hold the squared norms of (at least) the tile's rows. G lives in one reused
+    buffer, valid during the call.
+
+    The loop runs over column chunks of Y (centered once each) and, inside, bands of rows of X.
+    With Y None only tiles on or above the diagonal band are visited: for a band [r0, r1) the
+    columns start at max(chunk start, r0), so every pair i < j lies in exactly one visited tile
+    (and pairs within one band in both orders). For the symmetric epilogue (which mirrors into K)
+    band_rows and column_chunk must be multiples of 64, so every tile starts on its 64-grid.
+    y_rows: Y's CenteredRows prepared by the caller (precomputed, with the same mean), reused across calls.
+    """
+    symmetric = Y is None
+    mean = X.mean(axis=0, dtype=np.float64) if mean is None else mean
+    x = CenteredRows(X, mean, precompute)
+    y = x if symmetric else (y_rows if y_rows is not None else CenteredRows(Y, mean, precompute))
+    n_x, n_y, n_features = X.shape[0], (X if symmetric else Y).shape[0], X.shape[1]
+    buffer = np.empty(min(band_rows, n_x) * min(column_chunk, n_y))
+    band_buffer = None if x.copy is not None else np.empty(min(band_rows, n_x) * n_features)
+    chunk_buffer = None if y.copy is not None else np.empty(min(column_chunk, n_y) * n_features)
+    for c0 in range(0, n_y, column_chunk):
+        c1 = min(n_y, c0 + column_chunk)
+        chunk = y.rows(c0, c1, chunk_buffer)
+        for r0 in range(0, min(n_x, c1) if symmetric else n_x, band_rows):
+            r1 = min(n_x, r0 + band_rows)
+            start = max(c0, r0) if symmetric else c0
+            G = buffer[:(r1 - r0) * (c1 - start)].reshape(r1 - r0, c1 - start)
+            inside = symmetric and c0 <= r0 and r1 <= c1  # the band's rows are centered in the chunk already
+            band = chunk[r0 - c0:r1 - c0] if inside else x.rows(r0, r1, band_buffer)
+            np.matmul(band, chunk[start - c0:].T, out=G)
+            visit(G, r0, r1, start, c1, x, y)
+
+
+def _thread_ranges(rows):
+    return _split_rows(0, rows, get_num_threads(), EPILOGUE_TILE)
+
+
 def rbf_tiles(X, Y, gamma, K, tile_epilogue):
     """Fill K with exp(-gamma ||x - y||^2), accurate to RBF_TOLERANCE plus K's own rounding.
 
     Whatever K's dtype, the squared distances come from float64 inner products of centered rows
-    (scikit-learn also upcasts float32 here), one (band x chunk) tile at a time into a reused
-    buffer; tile_epilogue(G, K, row0, col0, row_start, row_stop, x_sq, y_sq, X, Y, gamma,
-    error_per_norm, tolerance, symmetric) writes the tile's kernel values, recomputing as
-    sum((x - y)^2) of the original rows (whose differences are exact when the rows are close) the
-    pairs whose expansion may have cancelled (near-duplicates far from the origin). With Y None only tiles on or above the diagonal are computed, then mirrored.
+    (scikit-learn also upcasts float32 here), tile by tile (rbf_tile_loop); tile_epilogue(G, K, row0,
+    col0, row_start, row_stop, x_sq, y_sq, X, Y, gamma, error_per_norm, tolerance, symmetric) writes
+    the tile's kernel values, recomputing as sum((x - y)^2) of the original rows (whose differences
+    are exact when the rows are close) the pairs whose expansion may have cancelled (near-duplicates
+    far from the origin). With Y None only tiles on or above the diagonal are computed, then mirrored.
     Memory beyond K: the float64 copies of X and Y and one 16 MiB tile.
     """
     symmetric = Y is None
-    Xc, Yc = centered_float64(X, Y)
-    x_sq = np.einsum("ij,ij->i", Xc, Xc)
-    if symmetric:
-        Y, Yc, y_sq = X, Xc, x_sq
-    else:
-        y_sq = np.einsum("ij,ij->i", Yc, Yc)
-    n_x, n_y = K.shape
     constants = (gamma, expansion_error_per_norm(X.shape[1]), RBF_TOLERANCE, symmetric)
-    buffer = np.empty(RBF_BAND_ROWS * RBF_COLUMN_CHUNK)
-    workers = get_num_threads()
-    for row0 in range(0, n_x, RBF_BAND_ROWS):
-        rows = min(n_x, row0 + RBF_BAND_ROWS) - row0
-        for col0 in range(row0 if symmetric else 0, n_y, RBF_COLUMN_CHUNK):
-            cols = min(n_y, col0 + RBF_COLUMN_CHUNK) - col0
-            G = buffer[:rows * cols].reshape(rows, cols)
-            np.matmul(Xc[row0:row0 + rows], Yc[col0:col0 + cols].T, out=G)
-            ranges = _split_rows(0, rows, workers, EPILOGUE_TILE)
-            run_on_threads(tile_epilogue, [(G, K, row0, col0, a, b, x_sq, y_sq, X, Y, *constants)
-                                           for a, b in ranges])
+
+    def write_tile(G, r0, r1, c0, c1, x, y):
+        run_on_threads(tile_epilogue, [(G, K, r0, c0, a, b, x.sq, y.sq, X, x.A if symmetric else Y, *constants)
+                                       for a, b in _thread_ranges(r1 - r0)])
+
+    rbf_tile_loop(X, Y, RBF_BAND_ROWS, RBF_COLUMN_CHUNK, write_tile, precompute=True)
+
+
+def rbf_matvec(X, Y, V, gamma, out, band_rows, column_chunk, tile_epilogue):
+    """out = K @ V for K = exp(-gamma ||x - y||^2) (Y None: Y = X), one kernel tile at a time.
+
+    V (n_y, k) and out (n_x, k) in X's dtype. Each tile's kernel values are written by the same
+    epilogue as the full Gram matrix (so the same accuracy) into a small buffer T, and a GEMM adds
+    T @ V[cols] to out[rows]. With Y None each pair is computed once: a tile above the band also
+    adds T.T @ V[rows] to the rows of its columns. Memory: the tile buffers and the centered rows of
+    one band and one chunk (sized by the caller from working_memory).
+    """
+    symmetric = Y is None
+    Y = X if symmetric else Y
+    constants = (gamma, expansion_error_per_norm(X.shape[1]), RBF_TOLERANCE, False)
+    tile = np.empty(min(band_rows, X.shape[0]) * min(column_chunk, Y.shape[0]), dtype=X.dtype)
+    out[...] = 0
+
+    def multiply_tile(G, r0, r1, c0, c1, x, y):
+        T = tile[:G.size].reshape(G.shape)
+        run_on_threads(tile_epilogue, [(G, T, 0, 0, a, b, x.sq[r0:r1], y.sq[c0:c1], X[r0:r1], Y[c0:c1],
+                                        *constants) for a, b in _thread_ranges(r1 - r0)])
+        out[r0:r1] += T @ V[c0:c1]
+        mirror_start = max(c0, r1)  # columns past the band: the mirror pairs (j, i) are not computed
+        if symmetric and mirror_start < c1:
+            out[mirror_start:c1] += T[:, mirror_start - c0:].T @ V[r0:r1]
+
+    rbf_tile_loop(X, None if symmetric else Y, band_rows, column_chunk, multiply_tile)
+
+
+def rbf_rows(X, Y, gamma, K, column_chunk, tile_epilogue, mean, y_rows=None):
+    """K = exp(-gamma ||x - y||^2) for the rows of X (few: the selected examples) and all rows of Y,
+    both minus `mean`, centered chunk by chunk of Y, so memory beyond K is one chunk's rows and products."""
+    constants = (gamma, expansion_error_per_norm(X.shape[1]), RBF_TOLERANCE, False)
+
+    def write_tile(G, r0, r1, c0, c1, x, y):
+        run_on_threads(tile_epilogue, [(G, K, r0, c0, a, b, x.sq, y.sq, X, Y, *constants)
+                                       for a, b in _thread_ranges(r1 - r0)])
+
+    rbf_tile_loop(X, Y, max(1, X.shape[0]), column_chunk, write_tile, mean=mean, y_rows=y_rows)
 
 
 def make_gram_kernel(epilogue, symmetric_epilogue, rbf_tile_epilogue):
@@ -211,3 +311,88 @@ def conv_multiply_adds(conv, n_classes, params):
         length = (l_in + 2 * padding - k) // stride + 1
         work += c_out * c_in * k * length
     return work + int(conv[-1][2]) * length * n_classes
+def poly_matvec(X, Y, V, scalars, out, band_rows, column_chunk, epilogue):
+    """out = K @ V for the polynomial kernel, tile by tile: T = X[rows] @ Y[cols].T in a small buffer,
+    epilogue(T, *scalars) makes it kernel values, and out[rows] += T @ V[cols]."""
+    Y = X if Y is None else Y
+    n_x, n_y = X.shape[0], Y.shape[0]
+    tile = np.empty(min(band_rows, n_x) * min(column_chunk, n_y), dtype=X.dtype)
+    out[...] = 0
+    for c0 in range(0, n_y, column_chunk):
+        c1 = min(n_y, c0 + column_chunk)
+        for r0 in range(0, n_x, band_rows):
+            r1 = min(n_x, r0 + band_rows)
+            T = tile[:(r1 - r0) * (c1 - c0)].reshape(r1 - r0, c1 - c0)
+            np.matmul(X[r0:r1], Y[c0:c1].T, out=T)
+            epilogue(T, *scalars)
+            out[r0:r1] += T @ V[c0:c1]
+
+
+def make_gram_matvec(epilogue, rbf_tile_epilogue):
+    """Build a backend's gram_matvec(X, Y, V, kernel, gamma, degree, coef0, out, band_rows, column_chunk):
+    out (n_x, k) = gram(X, Y) @ V for V (n_y, k), with kernel tiles of at most band_rows x column_chunk.
+
+    RBF: rbf_matvec around rbf_tile_epilogue; poly: poly_matvec around epilogue (as in
+    make_gram_kernel); linear: X @ (Y.T @ V), which never forms a kernel value at all.
+    """
+
+    def gram_matvec(X, Y, V, kernel, gamma, degree, coef0, out, band_rows, column_chunk):
+        if kernel == "rbf":
+            rbf_matvec(X, Y, V, gamma, out, band_rows, column_chunk, rbf_tile_epilogue)
+        elif kernel == "linear":
+            np.matmul(X, (X if Y is None else Y).T @ V, out=out)
+        else:
+            scalars = (KERNEL_CODES[kernel], X.dtype.type(gamma), degree, X.dtype.type(coef0))
+            poly_matvec(X, Y, V, scalars, out, band_rows, column_chunk, epilogue)
+
+    return gram_matvec
+
+
+def make_gram_rows(epilogue, rbf_tile_epilogue):
+    """Build a backend's gram_rows(X, rows, Y, kernel, gamma, degree, coef0, K, column_chunk, prepared=None,
+    columns=None): K (len(rows), n_cols) = the rows `rows` of gram(X, Y) (Y None: of gram(X), whose RBF
+    diagonal is exactly 1), restricted to `columns` (sorted int64 indices into Y's rows; None: all), the
+    RBF products computed column_chunk columns at a time.
+
+    prepared: None, or a dict the caller keeps between calls on the same X and Y; the first RBF call
+    stores X's means and a float64 centered copy of Y (or X) in it (n_y x n_features x 8 bytes), so
+    later calls skip centering all of Y again (they only read it).
+    """
+
+    def gram_rows(X, rows, Y, kernel, gamma, degree, coef0, K, column_chunk, prepared=None, columns=None):
+        selected = X[rows]
+        target = X if Y is None else Y
+        if columns is not None:
+            target = target[columns]
+        if kernel == "rbf":
+            if prepared is None:
+                mean, y_rows = X.mean(axis=0, dtype=np.float64), None
+            else:
+                if "mean" not in prepared:
+                    prepared["mean"] = X.mean(axis=0, dtype=np.float64)
+                    prepared["rows"] = CenteredRows(X if Y is None else Y, prepared["mean"], precompute=True)
+                mean, y_rows = prepared["mean"], prepared["rows"]
+                if columns is not None:
+                    y_rows = y_rows.subset(columns, target)
+            # Centered as gram(X, Y) centers them (X's means), not by the selected rows' own means.
+            rbf_rows(selected, target, gamma, K, column_chunk, rbf_tile_epilogue, mean, y_rows)
+            if Y is None:
+                set_self_pairs_to_one(K, rows, columns)
+            return
+        np.matmul(selected, target.T, out=K)
+        code = KERNEL_CODES[kernel]
+        if code:
+            epilogue(K, code, K.dtype.type(gamma), degree, K.dtype.type(coef0))
+
+    return gram_rows
+
+
+def set_self_pairs_to_one(K, rows, columns):
+    """K[r, c] = 1 where example rows[r] is column c (columns: sorted example indices, or None for all):
+    an RBF value of an example with itself, exactly 1 as on gram(X)'s diagonal."""
+    if columns is None:
+        K[np.arange(rows.shape[0]), rows] = 1
+        return
+    position = np.minimum(np.searchsorted(columns, rows), columns.shape[0] - 1)
+    present = columns[position] == rows
+    K[np.flatnonzero(present), position[present]] = 1

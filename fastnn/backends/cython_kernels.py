@@ -13,8 +13,8 @@ from fastnn import _threads
 from fastnn._ext._cpu import has_avx2_fma
 
 from . import KERNELS
-from ._compiled import (conv_multiply_adds, dense_multiply_adds, make_gram_kernel, make_linear_kernels,
-                        rows_on_threads)
+from ._compiled import (conv_multiply_adds, dense_multiply_adds, make_gram_kernel, make_gram_matvec, make_gram_rows,
+                        make_linear_kernels, rows_on_threads)
 
 PACKAGES = {"avx2": "fastnn._ext.avx2", "portable": "fastnn._ext"}
 
@@ -49,6 +49,8 @@ def load_build(name):
         logistic_loss=losses.logistic_loss,
         gram=make_gram_kernel(gram_module.gram_epilogue, gram_module.gram_epilogue_symmetric,
                               gram_module.rbf_tile_epilogue),
+        gram_matvec=make_gram_matvec(gram_module.gram_epilogue, gram_module.rbf_tile_epilogue),
+        gram_rows=make_gram_rows(gram_module.gram_epilogue, gram_module.rbf_tile_epilogue),
         perceptron_epoch=perceptron.perceptron_epoch,
         kernel_perceptron_epoch=perceptron.kernel_perceptron_epoch,
         mlp_train_epoch=training.mlp_train_epoch,

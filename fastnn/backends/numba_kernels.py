@@ -8,8 +8,8 @@ import numpy as np
 from numba import njit, prange
 
 from .. import _threads
-from ._compiled import (conv_multiply_adds, dense_multiply_adds, make_gram_kernel, make_linear_kernels, masked_gradient,
-                        rows_on_threads)
+from ._compiled import (conv_multiply_adds, dense_multiply_adds, make_gram_kernel, make_gram_matvec, make_gram_rows,
+                        make_linear_kernels, masked_gradient, rows_on_threads)
 from .perceptron_numba import kernel_perceptron_epoch, perceptron_epoch  # noqa: F401  (Algorithms 1 and 2)
 from .training_numba import mlp_forward as _mlp_forward, mlp_train_epoch  # noqa: F401
 from .conv_numba import conv1d_backward, conv1d_forward, maxpool1d_backward, maxpool1d_forward  # noqa: F401
@@ -486,6 +486,8 @@ def _rbf_tile_epilogue(G, K, row0, col0, row_start, row_stop, x_sq, y_sq, X, Y, 
 
 
 gram = make_gram_kernel(_gram_epilogue, _gram_epilogue_symmetric, _rbf_tile_epilogue)
+gram_matvec = make_gram_matvec(_gram_epilogue, _rbf_tile_epilogue)
+gram_rows = make_gram_rows(_gram_epilogue, _rbf_tile_epilogue)
 
 
 # ---------------------------------------------------------------------------- inference

@@ -94,6 +94,31 @@ def gram(X, Y, kernel, gamma, degree, coef0, K):
         K[lower] = K.T[lower]  # exactly symmetric, whatever the BLAS did
 
 
+def gram_matvec(X, Y, V, kernel, gamma, degree, coef0, out, band_rows, column_chunk):
+    """out (n_x, k) = gram(X, Y) @ V for V (n_y, k), one (band_rows x column_chunk) block of K at a time."""
+    Y = X if Y is None else Y
+    out[...] = 0
+    for r0 in range(0, X.shape[0], band_rows):
+        rows = slice(r0, r0 + band_rows)
+        for c0 in range(0, Y.shape[0], column_chunk):
+            cols = slice(c0, c0 + column_chunk)
+            K = np.empty((X[rows].shape[0], Y[cols].shape[0]), dtype=X.dtype)
+            gram(X[rows], Y[cols], kernel, gamma, degree, coef0, K)
+            out[rows] += K @ V[cols]
+
+
+def gram_rows(X, rows, Y, kernel, gamma, degree, coef0, K, column_chunk, prepared=None, columns=None):
+    """K (len(rows), n_cols) = rows `rows` of gram(X, Y), or of gram(X) when Y is None (RBF diagonal exactly
+    1), in the columns `columns` (sorted indices; None: all). (prepared: the compiled backends' reusable
+    centered copy; the reference needs none.)"""
+    target = X if Y is None else Y
+    columns = np.arange(target.shape[0]) if columns is None else columns
+    gram(X[rows], target[columns], kernel, gamma, degree, coef0, K)
+    if Y is None and kernel == "rbf":
+        same = rows[:, None] == columns[None, :]
+        K[same] = 1
+
+
 def _rbf(X, Y, gamma):
     """exp(-gamma ||x - y||^2) from float64 distances of centered rows; pairs that may have cancelled are
     recomputed from the original rows, whose differences are exact when close (see rbf_numerics)."""

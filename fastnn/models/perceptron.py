@@ -20,8 +20,10 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .. import perceptron as _epochs
 from . import _persist
 from .._config import resolve
+from .._dask import is_dask_array, map_rows
 from .._validation import FLOAT_DTYPES, MAX_INT
-from ..gram import KERNEL_FUNCTIONS, gram
+from ..gram import KERNEL_FUNCTIONS, _working_memory_bytes, gram, gram_matvec
+from ._streaming import KernelRowCache, streaming_epoch
 
 class _EpochClassifier(ClassifierMixin, BaseEstimator):
     """What both perceptrons share: validation, label encoding, the epoch loop, predict."""
@@ -98,14 +100,21 @@ class _EpochClassifier(ClassifierMixin, BaseEstimator):
         return validate_data(self, X, dtype=self._fit_dtype, order="C", reset=False)
 
     def decision_function(self, X):
-        """Class scores: (n_samples, n_classes), or (n_samples,) for two classes (> 0 means classes_[1])."""
+        """Class scores: (n_samples, n_classes), or (n_samples,) for two classes (> 0 means classes_[1]).
+        A Dask array X gives a Dask array, one task per row chunk."""
+        if is_dask_array(X):
+            return self._dask_rows(self.decision_function, X, np.dtype(self._fit_dtype),
+                                   None if len(self.classes_) == 2 else len(self.classes_))
         scores = self._scores(self._validated(X))
         if len(self.classes_) == 2:
             return scores[:, 1] - scores[:, 0]
         return scores
 
     def predict(self, X):
-        """The class with the highest score (ties: the first in classes_)."""
+        """The class with the highest score (ties: the first in classes_). A Dask array X gives a Dask
+        array, one task per row chunk."""
+        if is_dask_array(X):
+            return self._dask_rows(self.predict, X, self.classes_.dtype, None)
         scores = self._scores(self._validated(X))
         return self.classes_[np.argmax(scores, axis=1)]
 
@@ -169,6 +178,11 @@ class _EpochClassifier(ClassifierMixin, BaseEstimator):
         """Check the saved arrays against each other and set the fitted attributes (ValueError if inconsistent)."""
         raise NotImplementedError
 
+    def _dask_rows(self, method, X, dtype, columns):
+        """method (predict or decision_function) on every row chunk of Dask X, as a Dask array."""
+        check_is_fitted(self)
+        return map_rows(method, X, self.n_features_in_, dtype=dtype, columns=columns)
+
 
 def _checked_array(name, array, shape, dtype):
     """array if it has `shape` and `dtype` and is finite; ValueError naming it otherwise."""
@@ -229,13 +243,23 @@ class KernelPerceptron(_EpochClassifier):
     Training uses only the Gram matrix K of the training set (fastnn.gram); each epoch visits
     every example once and on a mistake moves alpha[yhat, i] -= 1, alpha[y_i, i] += 1. Prediction
     uses only the training points with a nonzero column of alpha (the support vectors):
-    score_c(x) = sum_{i in support} alpha[c, i] k(x_i, x).
+    score_c(x) = sum_{i in support} alpha[c, i] k(x_i, x), computed by fastnn.gram_matvec in tiles
+    of test rows x support vectors, so predicting on a million rows stays within working_memory.
+
+    With kernel_cache (MiB) set, fit never forms K: the rows a mistake needs are computed on demand
+    (fastnn.gram_rows) and kept in an LRU cache of that size (LIBSVM's kernel cache). The updates are
+    those of the in-memory fit on a compiled backend (running scores, the same additions in the same
+    order); a cache as large as K computes each row at most once.
 
     Parameters
     ----------
     kernel : 'rbf' (default), 'poly' or 'linear', as in fastnn.gram
     gamma : float or None (1 / n_features), degree : int (3), coef0 : float (1.0): as in fastnn.gram
     max_epochs, shuffle, random_state, backend, dtype : as in Perceptron
+    kernel_cache : None (default: fit computes the whole Gram matrix) or MiB of kernel rows to keep
+        while training without it; must hold at least one row (n_train values of the training dtype)
+    working_memory : None (1024) or MiB bounding the kernel tiles of predict/decision_function and
+        of the row computations of a streaming fit (see fastnn.gram_matvec)
 
     Attributes
     ----------
@@ -244,16 +268,19 @@ class KernelPerceptron(_EpochClassifier):
     support_ : (n_support,) indices of the training points with a nonzero column of alpha
     support_vectors_ : (n_support, n_features) those training points
     n_features_in_, n_iter_, mistakes_ : as in Perceptron
+    kernel_rows_computed_ : kernel rows computed by a streaming fit (n_train for an in-memory one)
     """
 
     def __init__(self, *, kernel="rbf", gamma=None, degree=3, coef0=1.0, max_epochs=20, shuffle=True,
-                 random_state=None, backend=None, dtype=None):
+                 random_state=None, backend=None, dtype=None, kernel_cache=None, working_memory=None):
         super().__init__(max_epochs=max_epochs, shuffle=shuffle, random_state=random_state, backend=backend,
                          dtype=dtype)
         self.kernel = kernel
         self.gamma = gamma
         self.degree = degree
         self.coef0 = coef0
+        self.kernel_cache = kernel_cache
+        self.working_memory = working_memory
 
     def _check_params(self):
         super()._check_params()
@@ -268,6 +295,14 @@ class KernelPerceptron(_EpochClassifier):
             raise ValueError(f"degree must be a non-negative integer (at most 2**40), got {degree!r}")
         if isinstance(coef0, bool) or not isinstance(coef0, numbers.Real) or not math.isfinite(coef0):
             raise ValueError(f"coef0 must be a finite number, got {coef0!r}")
+        self._check_memory_params()
+
+    def _check_memory_params(self):
+        cache = self.kernel_cache
+        if cache is not None and (isinstance(cache, bool) or not isinstance(cache, numbers.Real)
+                                  or not (math.isfinite(cache) and cache > 0)):
+            raise ValueError(f"kernel_cache must be None or a positive number of MiB, got {cache!r}")
+        _working_memory_bytes(self.working_memory)
 
     FILE_FORMAT = "fastnn.KernelPerceptron/1"
     ARRAYS = ("dual_coef", "support", "support_vectors")
@@ -291,6 +326,9 @@ class KernelPerceptron(_EpochClassifier):
 
     def _init_state(self, X, n_classes):
         self._fit_dtype = X.dtype
+        if self.kernel_cache is not None:
+            return self._init_streaming_state(X, n_classes)
+        self.kernel_rows_computed_ = X.shape[0]
         K = self._gram(X)
         alpha = np.zeros((n_classes, X.shape[0]), dtype=X.dtype)
         scores = np.zeros_like(alpha)  # = alpha @ K
@@ -305,8 +343,27 @@ class KernelPerceptron(_EpochClassifier):
         self.support_vectors_ = np.ascontiguousarray(X[self.support_])
         self._support_coef = np.ascontiguousarray(self.dual_coef_[:, self.support_])
 
+    def _init_streaming_state(self, X, n_classes):
+        """Training without K: the epoch of fastnn.models._streaming over an LRU cache of kernel rows."""
+        params = dict(kernel=self.kernel, gamma=self.gamma, degree=self.degree, coef0=self.coef0,
+                      backend=self.backend)
+        cache = KernelRowCache(X, self.kernel_cache, params, self.working_memory)
+        alpha = np.zeros((n_classes, X.shape[0]), dtype=X.dtype)
+        scores = np.zeros_like(alpha)  # = alpha @ K, kept up to date as the compiled epochs do
+        self._alpha = alpha
+
+        def run_epoch(y, order):
+            mistakes = streaming_epoch(cache, y, order, alpha, scores)
+            self.kernel_rows_computed_ = cache.rows_computed
+            return mistakes
+
+        self.kernel_rows_computed_ = 0
+        return run_epoch
+
     def _scores(self, X):
+        """(n_samples, n_classes): sum over support vectors of alpha * k(sv, x), in working_memory tiles."""
         if len(self.support_) == 0:
             return np.zeros((X.shape[0], len(self.classes_)), dtype=self._fit_dtype)
-        K = self._gram(self.support_vectors_, X)  # (n_support, n_samples)
-        return (self._support_coef @ K).T
+        return gram_matvec(X, self.support_vectors_, self._support_coef.T, kernel=self.kernel, gamma=self.gamma,
+                           degree=self.degree, coef0=self.coef0, working_memory=self.working_memory,
+                           backend=self.backend)
