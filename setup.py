@@ -67,8 +67,13 @@ class BuildExtWithProbes(build_ext):
             flags = base + (openmp if use_openmp else []) + (avx2 if ext.name.startswith(AVX2_PACKAGE) else [])
             ext.extra_compile_args = flags
             ext.extra_link_args = ([] if msvc or not use_openmp else openmp) + ([] if msvc else ["-Wl,--strip-debug"])
-        if self.parallel is None:  # 17 modules compile independently: use every core unless told otherwise
+        if self.parallel is None:  # the modules compile independently: use every core unless told otherwise
             self.parallel = os.cpu_count() or 1
+        # Parallel jobs race to create the shared object directories (distutils' mkpath remembers a
+        # directory as made before it exists): make them all first.
+        for ext in self.extensions:
+            for source in ext.sources:
+                os.makedirs(os.path.join(self.build_temp, os.path.dirname(source)), exist_ok=True)
         super().build_extensions()
 
 
