@@ -7,6 +7,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from child_process import NEUTRAL_CWD, child_env
 
 import fastnn
 from fastnn import _interrupt as interrupt
@@ -222,7 +223,8 @@ HOSTILE = textwrap.dedent("""
 def test_hostile_geometry_is_refused_in_a_child_process():
     """Sizes near 2**63 (which would overflow size computations in compiled code) get a ValueError; the
     calls run in a child process so that a crash is a test failure, not a lost test run."""
-    result = subprocess.run([sys.executable, "-c", HOSTILE], capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, "-c", HOSTILE], capture_output=True, text=True, timeout=300,
+                            env=child_env(), cwd=NEUTRAL_CWD)
     assert result.returncode == 0, result.stderr[-2000:] + result.stdout[-2000:]
     assert "all refused" in result.stdout
 

@@ -12,6 +12,7 @@ import sys
 import textwrap
 
 import pytest
+from child_process import NEUTRAL_CWD, child_env
 
 CHILD_TIMEOUT = 240  # seconds for a whole scenario; a hung child would otherwise block forever
 
@@ -114,7 +115,8 @@ SCRIPT = textwrap.dedent(r"""
 
 def run_script(script, *args, timeout=CHILD_TIMEOUT):
     try:
-        return subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=timeout)
+        return subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=timeout,
+                              env=child_env(), cwd=NEUTRAL_CWD)
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"timed out after {timeout} s (a forked child hung?); output so far: {exc.stdout!r} {exc.stderr!r}")
 

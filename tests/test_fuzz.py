@@ -25,12 +25,12 @@ import threading
 
 import numpy as np
 import pytest
+from child_process import NEUTRAL_CWD, child_env
 
 import fuzz_cases
 from kernel_cases import BACKENDS
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
 # Seconds for one case, including a first Numba compilation on a loaded 2-core machine.
 CASE_TIMEOUT = float(os.environ.get("FASTNN_FUZZ_CASE_TIMEOUT", 240))
 CLEAN_ERRORS = {"ValueError", "TypeError"}
@@ -39,8 +39,7 @@ GROUPS = ("kernels", "estimators")
 
 
 def _child_env():
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([ROOT, HERE] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    env = child_env()
     env.setdefault("OMP_NUM_THREADS", "2")
     return env
 
@@ -58,7 +57,7 @@ def run_children(backend, group):
     while first < n_cases:
         process = subprocess.Popen([sys.executable, os.path.join(HERE, "fuzz_cases.py"), backend, group, str(first)],
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_child_env(),
-                                   cwd=ROOT)
+                                   cwd=NEUTRAL_CWD)
         lines = queue.Queue()
         threading.Thread(target=_reader, args=(process.stdout, lines), daemon=True).start()
         running = None

@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 import pytest
+from child_process import NEUTRAL_CWD, child_env
 
 import fastnn
 import fastnn._interrupt as interrupt
@@ -181,7 +182,7 @@ CHILD = textwrap.dedent(r"""
 def interrupted_child(mode, backend, out, delay=0.5, timeout=120):
     """Start the child, send SIGINT `delay` s after it is ready; its stdout's last line, split."""
     proc = subprocess.Popen([sys.executable, "-c", CHILD, mode, backend, str(out)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, env=child_env(), cwd=NEUTRAL_CWD)
     killer = threading.Timer(timeout, proc.kill)  # a child that never gets ready or never stops fails the test
     killer.start()
     try:

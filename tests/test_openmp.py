@@ -19,6 +19,7 @@ import sys
 import textwrap
 
 import pytest
+from child_process import NEUTRAL_CWD, child_env
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="GNU OpenMP, /proc on Linux")
 
@@ -62,10 +63,10 @@ THREADS = """
 
 
 def _run(script, env_extra=None, *args):
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("OMP_", "GOMP_"))}
-    env.update(env_extra or {})
+    env = child_env({key: value for key, value in os.environ.items() if not key.startswith(("OMP_", "GOMP_"))},
+                    **(env_extra or {}))
     result = subprocess.run([sys.executable, "-c", textwrap.dedent(script), *args], env=env, capture_output=True,
-                            text=True, timeout=300)
+                            text=True, timeout=300, cwd=NEUTRAL_CWD)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1]), result.stderr
 
