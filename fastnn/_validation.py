@@ -20,6 +20,25 @@ MAX_INT = 2**40
 MAX_ELEMENTS = 2**31 - 1
 
 
+def all_finite(array):
+    """Whether every element of the float array is finite, in one read of the data when it is.
+
+    A sum is finite only if every term is (NaN and infinities propagate; +inf and -inf make NaN), so
+    a finite sum proves the array finite without the array-sized temporary of np.isfinite(array).all().
+    A sum that overflows on finite data falls back to the element-wise test.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(np.sum(array)):
+            return True
+    return bool(np.isfinite(array).all())
+
+
+def finite(name, array):
+    """ValueError naming `name` if the float array contains NaN or infinity."""
+    if not all_finite(array):
+        raise ValueError(f"{name} contains NaN or infinity")
+
+
 def integer(name, value, low, high=MAX_INT):
     """`value` as a Python int in [low, high]; ValueError naming `name` for anything else.
 

@@ -4,7 +4,6 @@ Layout as in PyTorch: x (N, C_in, L), w (C_out, C_in, K); the convolution is a c
 of the input zero-padded by `padding` on both sides, with output length
 L_out = (L + 2 padding - K) // stride + 1. fastnn.backends.conv_ref has the arithmetic.
 """
-import numbers
 
 import numpy as np
 

@@ -13,8 +13,7 @@ KERNEL_FUNCTIONS = ("linear", "poly", "rbf")
 
 def _check_magnitude(name, array):
     """ValueError for NaN, infinity, or values whose inner products could overflow the dtype."""
-    if not np.isfinite(array).all():
-        raise ValueError(f"{name} contains NaN or infinity")
+    v.finite(name, array)
     if array.size == 0:
         return
     largest = float(np.abs(array).max())
@@ -141,8 +140,7 @@ def _check_matvec_operand(V, n_y, dtype):
     if V.shape[0] != n_y:
         raise ValueError(f"V has {V.shape[0]} rows (shape {V.shape}) but the Gram matrix has {n_y} columns "
                          f"(rows of Y, or of X when Y is None); they must match")
-    if not np.isfinite(V).all():
-        raise ValueError("V contains NaN or infinity")
+    v.finite("V", V)
     return V
 
 

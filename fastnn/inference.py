@@ -17,7 +17,7 @@ from ._config import resolve
 from .backends import cnn_training_ref as cnn_ref
 from .backends import training_ref as dense_ref
 from .cnn_training import conv_stack_geometry
-from .training import ACTIVATIONS, _finite, _layer_sizes, _positive_int
+from .training import ACTIVATIONS, _layer_sizes, _positive_int
 
 
 def _params(params, dtype, n_params):
@@ -58,9 +58,9 @@ def mlp_forward(X, params, *, sizes, activation="relu", backend=None):
     logits : (N, sizes[-1]) dtype of X
     """
     X = v.float_array("X", X, ndim=2)
-    _finite("X", X)
+    v.finite("X", X)
     params = v.float_array("params", params, ndim=1, dtype=X.dtype)
-    _finite("params", params)
+    v.finite("params", params)
     return dense_logits(X, params, sizes, activation, backend)
 
 
@@ -92,7 +92,7 @@ def cnn1d_forward(X, params, *, channels, kernel_sizes, strides, paddings, n_cla
     logits : (N, n_classes) dtype of X
     """
     X = v.float_array("X", X, ndim=3)
-    _finite("X", X)
+    v.finite("X", X)
     params = v.float_array("params", params, ndim=1, dtype=X.dtype)
-    _finite("params", params)
+    v.finite("params", params)
     return conv_logits(X, params, channels, kernel_sizes, strides, paddings, n_classes, backend)

@@ -19,9 +19,6 @@ def _epoch_kernel(backend, name):
     return getattr(resolve(backend), name)
 
 
-def _finite(name, array):
-    if not np.isfinite(array).all():
-        raise ValueError(f"{name} contains NaN or infinity")
 
 
 def _check_scores_cannot_overflow(X, W, n_updates):
@@ -75,8 +72,8 @@ def perceptron_epoch(X, y, order, W, *, backend=None):
         raise ValueError(f"W has shape {W.shape}, expected (n_classes, {n_features}) for X of shape {X.shape}")
     y = _labels(y, n, W.shape[0], "row of X")
     order = v.indices("order", order, n, "training examples")
-    _finite("X", X)
-    _finite("W", W)
+    v.finite("X", X)
+    v.finite("W", W)
     _check_scores_cannot_overflow(X, W, order.shape[0])
     W_new = np.array(W, order="C", copy=True)
     mistakes = _epoch_kernel(backend, "perceptron_epoch")(X, y, order, W_new)
@@ -118,14 +115,14 @@ def kernel_perceptron_epoch(K, y, order, alpha, scores=None, *, backend=None):
         raise ValueError(f"alpha has shape {alpha.shape}, expected (n_classes, {n}) for K of shape {K.shape}")
     y = _labels(y, n, alpha.shape[0], "row of K")
     order = v.indices("order", order, n, "training examples")
-    _finite("alpha", alpha)  # K is not scanned: that would cost more than a typical epoch
+    v.finite("alpha", alpha)  # K is not scanned: that would cost more than a typical epoch
     alpha_new = np.array(alpha, order="C", copy=True)
     if scores is None:
         scores_new = np.matmul(alpha_new, K)
     else:
         scores = v.float_array("scores", scores, ndim=2, dtype=K.dtype)
         v.same_shape("scores", scores, "alpha", alpha.shape)
-        _finite("scores", scores)
+        v.finite("scores", scores)
         scores_new = np.array(scores, order="C", copy=True)
     mistakes = _epoch_kernel(backend, "kernel_perceptron_epoch")(K, y, order, alpha_new, scores_new)
     return alpha_new, scores_new, int(mistakes)

@@ -44,9 +44,6 @@ def dense_work_elements(sizes, rows):
     return 4 * rows * sum(sizes) + 4 * ref.n_parameters(list(sizes))
 
 
-def _finite(name, array):
-    if not np.isfinite(array).all():
-        raise ValueError(f"{name} contains NaN or infinity")
 
 
 def _hyperparameters(learning_rate, momentum, betas, epsilon, weight_decay):
@@ -121,7 +118,7 @@ class FusedEpochs:
         n = X.shape[0]
         self.X = X
         self.y = v.class_labels("y", y, n, n_classes)
-        _finite("X", self.X)
+        v.finite("X", self.X)
         self.n_params = n_params
         self.batch_size = _positive_int("batch_size", batch_size)
         v.element_count("the fused epoch's work buffers", self._work_elements(min(self.batch_size, n)),
@@ -190,8 +187,8 @@ def run_epoch_once(epochs, order, params, state, step):
     v.same_shape("params", params, f"the network's {epochs.n_params} parameters", (epochs.n_params,))
     state = v.float_array("state", state, ndim=2, dtype=epochs.X.dtype)
     v.same_shape("state", state, "the optimizer state (2, P)", (2, epochs.n_params))
-    _finite("params", params)
-    _finite("state", state)
+    v.finite("params", params)
+    v.finite("state", state)
     step = v.integer("step", step, 0)
     params_new = np.array(params, order="C", copy=True)
     state_new = np.array(state, order="C", copy=True)

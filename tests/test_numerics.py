@@ -38,3 +38,24 @@ def test_sigmoid_saturates_without_overflow(backend, dtype):
     Y = fastnn.sigmoid_forward(X, backend=backend)
     assert Y[2] == 0.5 and Y[-1] == 1.0 and Y[0] == 0.0
     assert np.all((Y >= 0) & (Y <= 1))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_finiteness_check_is_exact_when_the_sum_overflows_or_cancels(dtype):
+    """fastnn's finiteness check sums first; a sum that overflows on finite data, or +inf and -inf that
+    cancel into NaN, must still give the element-wise answer."""
+    from fastnn._validation import all_finite
+
+    huge = np.full((3, 5), np.finfo(dtype).max / 2, dtype=dtype)  # finite, but its sum overflows
+    assert all_finite(huge)
+    assert all_finite(np.empty((0, 4), dtype=dtype))
+    for bad in (np.nan, np.inf, -np.inf):
+        data = huge.copy()
+        data[1, 2] = bad
+        assert not all_finite(data)
+    both = np.zeros(6, dtype=dtype)
+    both[[1, 4]] = np.inf, -np.inf
+    assert not all_finite(both)
+    strided = np.zeros((4, 6), dtype=dtype)[:, ::2]
+    strided[3, 1] = np.nan
+    assert not all_finite(strided)

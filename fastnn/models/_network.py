@@ -14,7 +14,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from .._config import resolve
-from .._validation import FLOAT_DTYPES, MAX_INT
+from .._validation import FLOAT_DTYPES, MAX_INT, all_finite
 from ..nn import Trainer
 from ..nn.trainer import check_train_metrics
 from ..nn.optim import OPTIMIZERS as OPTIMIZERS_BY_NAME
@@ -210,7 +210,7 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
         if stored.shape != (expected,) or stored.dtype != dtype:
             raise ValueError(f"parameters of shape {stored.shape} and dtype {stored.dtype} do not fit the model "
                              f"(it has {expected} parameters of dtype {dtype})")
-        if not np.isfinite(stored).all():
+        if not all_finite(stored):
             raise ValueError("its parameters contain NaN or infinity")
         for key in ("n_iter", "n_updates", "best_epoch"):
             if not is_int(config[key], 0):

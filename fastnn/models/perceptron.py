@@ -21,7 +21,7 @@ from .. import perceptron as _epochs
 from . import _persist
 from .._config import resolve
 from .._dask import is_dask_array, map_rows
-from .._validation import FLOAT_DTYPES, MAX_INT
+from .._validation import FLOAT_DTYPES, MAX_INT, finite
 from ..gram import KERNEL_FUNCTIONS, _working_memory_bytes, gram, gram_matvec
 from ._streaming import KernelRowCache, streaming_epoch
 
@@ -188,8 +188,7 @@ def _checked_array(name, array, shape, dtype):
     """array if it has `shape` and `dtype` and is finite; ValueError naming it otherwise."""
     if array.shape != shape or array.dtype != dtype:
         raise ValueError(f"{name} has shape {array.shape} and dtype {array.dtype}, expected {shape} and {dtype}")
-    if not np.isfinite(array).all():
-        raise ValueError(f"{name} contains NaN or infinity")
+    finite(name, array)
     return np.ascontiguousarray(array)
 
 

@@ -299,8 +299,7 @@ class Trainer:
         Each batch is gathered into one reused array, and the layers keep their activations and
         gradients in arrays reused from batch to batch (Sequential.reusing_buffers).
         """
-        if not np.isfinite(X).all():  # (DenseEpochs makes this check for the fused epochs)
-            raise ValueError("X contains NaN or infinity")
+        v.finite("X", X)  # (DenseEpochs makes this check for the fused epochs)
         model, optimizer, batch = self.model, self.optimizer, self.batch_size
         weight_slices = model.weight_slices
         batch_rows = np.empty((min(batch, X.shape[0]), *X.shape[1:]), dtype=X.dtype)
