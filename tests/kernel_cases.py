@@ -252,9 +252,13 @@ FORWARD_MLP_CONFIGS = {
     "width-1": dict(sizes=[5, 1, 2]),
     "digits": dict(sizes=[64, 128, 10]),
     "seed-784-128-10": dict(sizes=[784, 128, 10]),
+    "wide-sigmoid": dict(sizes=[300, 90, 70, 4], activation="sigmoid"),
 }
+# Wide networks (>= 2**14 multiply-adds per row) run on BLAS; 2,100 rows of them are split between two
+# threads and end in a partial chunk (fastnn.backends._compiled.dense_forward).
 FORWARD_MLP_SHAPES = [(1, "relu"), (1, "seed-784-128-10"), (7, "sigmoid"), (50, "deep"), (3, "no-hidden"),
-                      (10, "width-1"), (97, "digits"), (300, "seed-784-128-10"), (301, "sigmoid")]
+                      (10, "width-1"), (97, "digits"), (300, "seed-784-128-10"), (301, "sigmoid"),
+                      (2100, "seed-784-128-10"), (2100, "wide-sigmoid")]
 
 
 def _mlp_forward(rng, dtype, shape):

@@ -10,7 +10,6 @@ import fastnn
 from fastnn import datasets
 from fastnn.models import CNN1DClassifier, MLPClassifier
 from fastnn.nn import Flatten, Linear, ReLU, Sequential, conv1d_net, mlp
-from fastnn.nn.layers import LAYER_PATH_DENSE_BACKENDS
 
 f32, f64 = np.float32, np.float64
 
@@ -73,8 +72,7 @@ def test_predict_logits_runs_compiled_and_equals_the_layer_path(make, backend, d
     model = make(dtype, backend)
     rng = np.random.default_rng(0)
     X = rng.standard_normal((301, *model.input_shape)).astype(dtype)
-    dense_on_layer_path = model.dense_spec() is not None and backend in LAYER_PATH_DENSE_BACKENDS
-    assert (model.compiled_logits(X) is None) == dense_on_layer_path  # numba's dense forward loses to BLAS
+    assert model.compiled_logits(X) is not None
     logits = model.predict_logits(X)
     assert logits.dtype == np.dtype(dtype) and logits.shape == (301, model.n_outputs)
     tolerance = 1e-5 if np.dtype(dtype) == f32 else 1e-12
@@ -124,3 +122,35 @@ def test_estimators_predict_as_the_layer_path_did(digits, backend, dtype_name):
     np.testing.assert_allclose(cnn.predict_proba(X), proba, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(cnn.predict(X), cnn.classes_[np.argmax(proba, axis=1)])
     assert cnn.score(X, y) == (cnn.predict(X) == y).mean()
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_wide_dense_networks_run_on_blas_with_the_reference_result(backend, dtype, threads, monkeypatch):
+    """Above BLAS_FORWARD_MIN_WORK_PER_ROW the compiled backends' mlp_forward is GEMMs on row ranges, one per
+    thread with BLAS single-threaded inside; the compiled forward must not run, and the logits are the
+    reference's. BLAS's own thread count is restored afterwards."""
+    from threadpoolctl import threadpool_info
+
+    from fastnn.backends import _compiled
+
+    sizes = [200, 100, 7]
+    assert np.dot(sizes[:-1], sizes[1:]) >= _compiled.BLAS_FORWARD_MIN_WORK_PER_ROW
+    rng = np.random.default_rng(3)
+    X = rng.uniform(-1, 1, (2 * _compiled.BLAS_FORWARD_CHUNK + 37, sizes[0])).astype(dtype)
+    params = (0.1 * rng.standard_normal(sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:])))).astype(dtype)
+    blas_threads = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    calls = []
+    monkeypatch.setattr(_compiled, "blas_dense_forward",
+                        lambda *a, original=_compiled.blas_dense_forward: calls.append(len(a[0])) or original(*a))
+    previous = fastnn._threads.limit  # 0: no limit
+    fastnn.set_num_threads(threads)
+    try:
+        logits = fastnn.mlp_forward(X, params, sizes=sizes, backend=backend)
+    finally:
+        fastnn.set_num_threads(previous or None)
+    expected = fastnn.mlp_forward(X, params, sizes=sizes, backend="numpy")
+    tolerance = 1e-5 if np.dtype(dtype) == f32 else 1e-12
+    np.testing.assert_allclose(logits, expected, rtol=tolerance, atol=tolerance)
+    if backend != "numpy":
+        assert sum(calls) == len(X) and len(calls) == threads  # one row range per thread, all on BLAS
+    assert [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"] == blas_threads

@@ -13,7 +13,7 @@ from fastnn import _threads
 from fastnn._ext._cpu import has_avx2_fma
 
 from . import KERNELS
-from ._compiled import (conv_multiply_adds, dense_multiply_adds, make_gram_kernel, make_gram_matvec, make_gram_rows,
+from ._compiled import (conv_multiply_adds, dense_forward, make_gram_kernel, make_gram_matvec, make_gram_rows,
                         make_linear_kernels, rows_on_threads)
 
 PACKAGES = {"avx2": "fastnn._ext.avx2", "portable": "fastnn._ext"}
@@ -59,7 +59,7 @@ def load_build(name):
         maxpool1d_forward=conv.maxpool1d_forward,
         maxpool1d_backward=conv.maxpool1d_backward,
         cnn1d_train_epoch=cnn_training.cnn1d_train_epoch,
-        mlp_forward=rows_on_threads(training.mlp_forward, dense_multiply_adds),
+        mlp_forward=dense_forward(training.mlp_forward),
         cnn1d_forward=rows_on_threads(cnn_training.cnn1d_forward, conv_multiply_adds),
         conv2d_forward=conv2d.conv2d_forward,
         conv2d_backward=conv2d.conv2d_backward,

@@ -21,11 +21,6 @@ from .. import _validation as v
 from .._config import get_backend, resolve
 from ..inference import conv_logits, dense_logits
 
-# Backends whose compiled dense forward loses to the layer path (BLAS GEMMs) and so is not used for
-# predict_logits: Numba's forward is built for a few rows and measured 0.40-0.85x the layer path's
-# speed (64-128-10 to 784-300-10, 1,797 to 10,000 rows), while Cython's measured 1.03-1.9x.
-LAYER_PATH_DENSE_BACKENDS = ("numba",)
-
 INITIALIZERS = ("normal", "he", "glorot", "pytorch")
 
 
@@ -435,8 +430,6 @@ class Sequential:
 
         dense = self.dense_spec()
         if dense is not None:
-            if (self.backend or get_backend()) in LAYER_PATH_DENSE_BACKENDS:
-                return None
             return dense_logits(X, self.params, dense[0], dense[1], backend=self.backend)
         conv = conv_stack_spec(self)
         if conv is not None:
