@@ -48,13 +48,52 @@ def conv_geometry(length, kernel_size, stride, padding, what="x", names=("stride
     return stride, padding, l_out
 
 
-def _conv_inputs(x, w):
-    x = v.float_array("x", x, ndim=3)
-    w = v.float_array("w", w, ndim=3, dtype=x.dtype)
+def conv_inputs(x, w, ndim=3, layouts=("(N, C_in, L)", "(C_out, C_in, K)")):
+    """x and w checked as float arrays of `ndim` dimensions, same dtype, with the same input channels;
+    layouts: how the error message describes x's and w's axes."""
+    x = v.float_array("x", x, ndim=ndim)
+    w = v.float_array("w", w, ndim=ndim, dtype=x.dtype)
     if w.shape[1] != x.shape[1]:
-        raise ValueError(f"w has shape {w.shape} (C_out, C_in, K) but x has shape {x.shape} (N, C_in, L): "
+        raise ValueError(f"w has shape {w.shape} {layouts[1]} but x has shape {x.shape} {layouts[0]}: "
                          f"w.shape[1] must equal x.shape[1]")
     return x, w
+
+
+def checked_bias(b, w, dtype):
+    """b as a (C_out,) float array of dtype, or None; ValueError naming b when it does not fit w."""
+    if b is None:
+        return None
+    b = v.float_array("b", b, ndim=1, dtype=dtype)
+    if b.shape[0] != w.shape[0]:
+        raise ValueError(f"b has shape {b.shape} but w has shape {w.shape}: expected ({w.shape[0]},)")
+    return b
+
+
+def batch_chunks(x, w, positions, backend, passes):
+    """Slices of the batch for one kernel call each: about CHUNK_SECONDS of work (fastnn._interrupt), so
+    that Ctrl-C stops a large convolution between them (samples are independent: same results).
+    positions: output positions per channel (L_out, or H_out W_out)."""
+    n = x.shape[0]
+    macs = passes * w.size * positions
+    parts = -(-n // chunk_items(get_backend() if backend is None else backend, macs, rates=CONV_MACS_PER_SECOND))
+    # equal parts: no small last chunk, which a backend might compute another way (e.g. without BLAS)
+    return [slice(n * i // parts, n * (i + 1) // parts) for i in range(parts)] if parts > 1 else [slice(0, n)]
+
+
+def backward_in_chunks(kernel, x, w, dy, stride, padding, need_dx, chunks):
+    """(dx or None, dw, db) from kernel(x, w, dy, stride, padding, dx, dw, db) called on each chunk of the
+    batch; later chunks' weight gradients are summed in (a large batch only: rounding may differ from
+    one call)."""
+    dx = np.empty_like(x) if need_dx else None
+    dw = np.empty_like(w)
+    db = np.empty(w.shape[0], dtype=x.dtype)
+    for i, n in enumerate(chunks):
+        dw_part, db_part = (dw, db) if i == 0 else (np.empty_like(dw), np.empty_like(db))
+        kernel(x[n], w, dy[n], stride, padding, None if dx is None else dx[n], dw_part, db_part)
+        if i:
+            dw += dw_part
+            db += db_part
+    return dx, dw, db
 
 
 def _checked_geometry(x, w, stride, padding):
@@ -84,27 +123,14 @@ def conv1d_forward(x, w, b=None, *, stride=1, padding=0, backend=None):
     -------
     y : (N, C_out, L_out) with L_out = (L + 2 padding - K) // stride + 1, dtype of x
     """
-    x, w = _conv_inputs(x, w)
+    x, w = conv_inputs(x, w)
     stride, padding, l_out = _checked_geometry(x, w, stride, padding)
-    if b is not None:
-        b = v.float_array("b", b, ndim=1, dtype=x.dtype)
-        if b.shape[0] != w.shape[0]:
-            raise ValueError(f"b has shape {b.shape} but w has shape {w.shape}: expected ({w.shape[0]},)")
+    b = checked_bias(b, w, x.dtype)
     y = np.empty((x.shape[0], w.shape[0], l_out), dtype=x.dtype)
     kernel = resolve(backend).conv1d_forward
-    for n in _batch_chunks(x, w, l_out, backend, passes=1):
+    for n in batch_chunks(x, w, l_out, backend, passes=1):
         kernel(x[n], w, b, stride, padding, y[n])
     return y
-
-
-def _batch_chunks(x, w, l_out, backend, passes):
-    """Slices of the batch for one kernel call each: about CHUNK_SECONDS of work (fastnn._interrupt), so
-    that Ctrl-C stops a large convolution between them (samples are independent: same results)."""
-    n = x.shape[0]
-    macs = passes * w.shape[0] * w.shape[1] * w.shape[2] * l_out
-    parts = -(-n // chunk_items(get_backend() if backend is None else backend, macs, rates=CONV_MACS_PER_SECOND))
-    # equal parts: no small last chunk, which a backend might compute another way (e.g. without BLAS)
-    return [slice(n * i // parts, n * (i + 1) // parts) for i in range(parts)] if parts > 1 else [slice(0, n)]
 
 
 def conv1d_backward(x, w, dy, *, stride=1, padding=0, need_dx=True, backend=None):
@@ -121,23 +147,12 @@ def conv1d_backward(x, w, dy, *, stride=1, padding=0, need_dx=True, backend=None
     -------
     (dx or None, dw, db) of shapes (N, C_in, L), (C_out, C_in, K), (C_out,), dtype of x
     """
-    x, w = _conv_inputs(x, w)
+    x, w = conv_inputs(x, w)
     stride, padding, l_out = _checked_geometry(x, w, stride, padding)
     dy = v.float_array("dy", dy, ndim=3, dtype=x.dtype)
     v.same_shape("dy", dy, "conv1d_forward's output", (x.shape[0], w.shape[0], l_out))
-    dx = np.empty_like(x) if need_dx else None
-    dw = np.empty_like(w)
-    db = np.empty(w.shape[0], dtype=x.dtype)
-    kernel = resolve(backend).conv1d_backward
-    chunks = _batch_chunks(x, w, l_out, backend, passes=2 if need_dx else 1)
-    for i, n in enumerate(chunks):
-        # later chunks' weight gradients are summed in (for a large batch only: rounding may differ from one call)
-        dw_part, db_part = (dw, db) if i == 0 else (np.empty_like(dw), np.empty_like(db))
-        kernel(x[n], w, dy[n], stride, padding, None if dx is None else dx[n], dw_part, db_part)
-        if i:
-            dw += dw_part
-            db += db_part
-    return dx, dw, db
+    chunks = batch_chunks(x, w, l_out, backend, passes=2 if need_dx else 1)
+    return backward_in_chunks(resolve(backend).conv1d_backward, x, w, dy, stride, padding, need_dx, chunks)
 
 
 def maxpool1d_forward(x, *, kernel_size, stride=None, backend=None):

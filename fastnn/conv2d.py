@@ -12,10 +12,9 @@ conv.max_padding; the patch matrix a backend builds per example at most 2**40 el
 import numpy as np
 
 from . import _validation as v
-from ._config import get_backend, resolve
-from ._interrupt import CONV_MACS_PER_SECOND, chunk_items
+from ._config import resolve
 from .backends.conv_ref import output_length
-from .conv import max_padding
+from .conv import backward_in_chunks, batch_chunks, checked_bias, conv_inputs, max_padding
 
 
 def pair(name, value, low):
@@ -54,12 +53,7 @@ def conv2d_geometry(size, kernel_size, stride, padding, what="x", names=("stride
 
 
 def _conv_inputs(x, w):
-    x = v.float_array("x", x, ndim=4)
-    w = v.float_array("w", w, ndim=4, dtype=x.dtype)
-    if w.shape[1] != x.shape[1]:
-        raise ValueError(f"w has shape {w.shape} (C_out, C_in, KH, KW) but x has shape {x.shape} (N, C_in, H, W): "
-                         f"w.shape[1] must equal x.shape[1]")
-    return x, w
+    return conv_inputs(x, w, ndim=4, layouts=("(N, C_in, H, W)", "(C_out, C_in, KH, KW)"))
 
 
 def _checked_geometry(x, w, stride, padding):
@@ -91,25 +85,12 @@ def conv2d_forward(x, w, b=None, *, stride=1, padding=0, backend=None):
     """
     x, w = _conv_inputs(x, w)
     stride, padding, out = _checked_geometry(x, w, stride, padding)
-    if b is not None:
-        b = v.float_array("b", b, ndim=1, dtype=x.dtype)
-        if b.shape[0] != w.shape[0]:
-            raise ValueError(f"b has shape {b.shape} but w has shape {w.shape}: expected ({w.shape[0]},)")
+    b = checked_bias(b, w, x.dtype)
     y = np.empty((x.shape[0], w.shape[0]) + out, dtype=x.dtype)
     kernel = resolve(backend).conv2d_forward
-    for n in _batch_chunks(x, w, out, backend, passes=1):
+    for n in batch_chunks(x, w, out[0] * out[1], backend, passes=1):
         kernel(x[n], w, b, stride, padding, y[n])
     return y
-
-
-def _batch_chunks(x, w, out, backend, passes):
-    """Slices of the batch for one kernel call each: about CHUNK_SECONDS of work (fastnn._interrupt), so
-    that Ctrl-C stops a large convolution between them (samples are independent: same results)."""
-    n = x.shape[0]
-    macs = passes * w.size * out[0] * out[1]
-    parts = -(-n // chunk_items(get_backend() if backend is None else backend, macs, rates=CONV_MACS_PER_SECOND))
-    # equal parts: no small last chunk, which a backend might compute another way (e.g. without BLAS)
-    return [slice(n * i // parts, n * (i + 1) // parts) for i in range(parts)] if parts > 1 else [slice(0, n)]
 
 
 def conv2d_backward(x, w, dy, *, stride=1, padding=0, need_dx=True, backend=None):
@@ -130,18 +111,8 @@ def conv2d_backward(x, w, dy, *, stride=1, padding=0, need_dx=True, backend=None
     stride, padding, out = _checked_geometry(x, w, stride, padding)
     dy = v.float_array("dy", dy, ndim=4, dtype=x.dtype)
     v.same_shape("dy", dy, "conv2d_forward's output", (x.shape[0], w.shape[0]) + out)
-    dx = np.empty_like(x) if need_dx else None
-    dw = np.empty_like(w)
-    db = np.empty(w.shape[0], dtype=x.dtype)
-    kernel = resolve(backend).conv2d_backward
-    for i, n in enumerate(_batch_chunks(x, w, out, backend, passes=2 if need_dx else 1)):
-        # later chunks' weight gradients are summed in (for a large batch only: rounding may differ from one call)
-        dw_part, db_part = (dw, db) if i == 0 else (np.empty_like(dw), np.empty_like(db))
-        kernel(x[n], w, dy[n], stride, padding, None if dx is None else dx[n], dw_part, db_part)
-        if i:
-            dw += dw_part
-            db += db_part
-    return dx, dw, db
+    chunks = batch_chunks(x, w, out[0] * out[1], backend, passes=2 if need_dx else 1)
+    return backward_in_chunks(resolve(backend).conv2d_backward, x, w, dy, stride, padding, need_dx, chunks)
 
 
 def maxpool2d_forward(x, *, kernel_size, stride=None, backend=None):

@@ -175,7 +175,7 @@ CHILD = textwrap.dedent(r"""
             fastnn.conv1d_forward(x, w, padding=31, backend=backend)
             print("FINISHED", flush=True)
         except KeyboardInterrupt:
-            print("KeyboardInterrupt", len(calls), len(fastnn.conv._batch_chunks(x, w, 64, backend, passes=1)), flush=True)
+            print("KeyboardInterrupt", len(calls), len(fastnn.conv.batch_chunks(x, w, 64, backend, passes=1)), flush=True)
 """)
 
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import _threads
 from .. import _validation as v
-from .._config import get_backend, resolve
+from .._config import resolve
 from ..inference import conv_logits, dense_logits
 
 INITIALIZERS = ("normal", "he", "glorot", "pytorch")
