@@ -322,3 +322,40 @@ def test_gradient_check_fails_a_wrong_backward():
     model = nn.Sequential([nn.Linear(5, 4), nn.ReLU(), DoubledBiasLinear(4, 3)], random_state=0)
     check = nn.check_gradients(model, X, y, max_entries=4)
     assert not check.passed()
+
+
+MODELS_ON_THE_LAYER_PATH = {
+    "dense-relu": lambda backend: nn.mlp([9, 11, 4], dtype=np.float64, random_state=0, backend=backend),
+    "dense-sigmoid": lambda backend: nn.mlp([9, 6, 7, 4], activation="sigmoid", dtype=np.float64, random_state=0,
+                                            backend=backend),
+    "conv-pool": lambda backend: nn.conv1d_net((1, 9), 4, channels=(3,), kernel_sizes=(3,), strides=(1,),
+                                               paddings=(1,), pool=2, dtype=np.float64, random_state=0,
+                                               backend=backend),
+}
+
+
+@pytest.mark.parametrize("model", sorted(MODELS_ON_THE_LAYER_PATH))
+@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
+@pytest.mark.parametrize("n", [45, 41])  # last batch of 5 rows (split 3 + 2), or of 1 row (one thread)
+def test_batches_split_between_threads_give_the_one_thread_result(model, optimizer, n, backend, monkeypatch):
+    """Large batches run on two threads, each with its own model replica; the updates, running losses and
+    accuracies must be the single-thread epoch's (up to the rounding of sums split in two)."""
+    from fastnn.nn import trainer
+
+    rng = np.random.default_rng(0)
+    X, y = _data(rng, n=n)
+    if model == "conv-pool":
+        X = X.reshape(n, 1, 9)
+    results = {}
+    for name, min_rows in (("serial", 10**6), ("parallel", 4)):
+        monkeypatch.setattr(trainer, "DATA_PARALLEL_MIN_ROWS", min_rows)
+        network = MODELS_ON_THE_LAYER_PATH[model](backend)
+        run = nn.Trainer(network, OPTIMIZERS[optimizer](), batch_size=10, epochs=3, fused=False, random_state=1)
+        monkeypatch.setattr(fastnn._threads, "limit", 2)  # two threads even on a one-CPU machine
+        results[name] = network, run.fit(X, y)
+        monkeypatch.setattr(fastnn._threads, "limit", 0)
+    (serial, serial_history), (parallel, parallel_history) = results["serial"], results["parallel"]
+    np.testing.assert_allclose(parallel.params, serial.params, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(parallel_history.loss, serial_history.loss, rtol=1e-12)
+    assert parallel_history.train_accuracy == serial_history.train_accuracy
+    assert parallel_history.n_updates == serial_history.n_updates == [-(-n // 10) * e for e in (1, 2, 3)]

@@ -328,6 +328,22 @@ class Sequential:
         clone.params[...] = self.params
         return clone
 
+    def replica(self):
+        """A model sharing this one's parameter array, with its own gradient array and layer state.
+
+        For computing the gradients of different rows of a batch on different threads: each replica's
+        forward and backward keep their activations in their own layers and write their own grads,
+        while an update of the shared params is seen by all. Make replicas outside reusing_buffers().
+        """
+        clone = copy.copy(self)
+        clone.layers = [copy.copy(layer) for layer in self.layers]
+        for layer in clone.layers:
+            for attribute in ("X", "Y", "mask", "argmax", "_buffers"):
+                layer.__dict__.pop(attribute, None)
+        clone.grads = np.zeros_like(self.grads)
+        clone._bind_views()
+        return clone
+
     @property
     def n_parameters(self):
         return self.params.size

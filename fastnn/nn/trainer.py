@@ -6,8 +6,10 @@ Two ways to run an epoch, with the same arithmetic (fastnn.backends.training_ref
                 inside the backend (fastnn.training.DenseEpochs, fastnn.cnn_training.ConvEpochs), a few
                 calls per epoch;
   layer by layer any Sequential at any batch size: forward, loss, backward and update per batch from
-                Python, the products in BLAS. At large batches that overhead is negligible.
+                Python, the products in BLAS. At large batches that overhead is negligible, and each
+                batch's rows are split between fastnn's threads, one model replica per thread.
 """
+import contextlib
 import json
 import math
 import os
@@ -30,6 +32,9 @@ from .optim import Optimizer
 
 # Largest batch the fused epochs train; above it, BLAS products called per batch are as fast.
 FUSED_MAX_BATCH = 64
+# Smallest share of a batch a thread computes in a layer-by-layer epoch (Trainer._parallel_layer_epoch):
+# a batch of 2 x 512 rows and more is split between two threads.
+DATA_PARALLEL_MIN_ROWS = 512
 
 
 class DivergenceError(FloatingPointError):
@@ -297,9 +302,13 @@ class Trainer:
         """run(order, epoch): one epoch layer by layer, returning (running loss, running accuracy).
 
         Each batch is gathered into one reused array, and the layers keep their activations and
-        gradients in arrays reused from batch to batch (Sequential.reusing_buffers).
+        gradients in arrays reused from batch to batch (Sequential.reusing_buffers). Batches of at
+        least DATA_PARALLEL_MIN_ROWS rows are split between threads (_parallel_layer_epoch).
         """
         v.finite("X", X)  # (DenseEpochs makes this check for the fused epochs)
+        workers = min(_threads.get_num_threads(), min(self.batch_size, X.shape[0]) // DATA_PARALLEL_MIN_ROWS)
+        if workers >= 2:
+            return self._parallel_layer_epoch(X, y, workers)
         model, optimizer, batch = self.model, self.optimizer, self.batch_size
         weight_slices = model.weight_slices
         batch_rows = np.empty((min(batch, X.shape[0]), *X.shape[1:]), dtype=X.dtype)
@@ -319,6 +328,65 @@ class Trainer:
                     if not math.isfinite(loss):
                         break
                     model.backward(dlogits)
+                    optimizer.step(model.params, model.grads, weight_slices)
+                    bar.update(1)
+                    check()  # Ctrl-C: KeyboardInterrupt between batches, never inside an update
+            return loss_sum / n_visited, n_correct / n_visited
+
+        return run
+
+    def _parallel_layer_epoch(self, X, y, workers):
+        """run(order, epoch) as _layer_epoch's, with every batch's rows split between `workers` threads.
+
+        Thread k runs forward and backward on its share of the batch in its own model replica
+        (Sequential.replica: shared parameters, own activations and gradients), with BLAS
+        single-threaded; its loss gradient is scaled by its share of the batch, so the replicas'
+        gradients add up to the batch mean's, and one optimizer step follows. The result is the
+        one-thread epoch's up to rounding (sums split in parts). Separate single-threaded GEMMs need
+        no synchronisation inside a GEMM, and leave no BLAS worker spinning on a busy machine.
+        """
+        from ..backends._compiled import _one_blas_thread, run_on_threads
+
+        model, optimizer, batch = self.model, self.optimizer, self.batch_size
+        replicas = [model] + [model.replica() for _ in range(workers - 1)]
+        part_rows = -(-min(batch, X.shape[0]) // workers)
+        buffers = [np.empty((part_rows, *X.shape[1:]), dtype=X.dtype) for _ in replicas]
+        weight_slices = model.weight_slices
+
+        def part(k, rows, n_batch, results):
+            replica = replicas[k]
+            X_part = np.take(X, rows, axis=0, out=buffers[k][:len(rows)], mode="clip")
+            y_part = y[rows]
+            logits = replica.forward(X_part, training=True)
+            loss, dlogits = self.loss(logits, y_part, replica.backend)
+            results[k] = (loss * len(rows), int(np.count_nonzero(np.argmax(logits, axis=1) == y_part)))
+            if math.isfinite(loss):
+                dlogits *= dlogits.dtype.type(len(rows) / n_batch)  # this part's share of the batch mean
+                replica.backward(dlogits)
+
+        def run(order, epoch):
+            loss_sum, n_correct, n_visited = 0.0, 0, 0
+            n_batches = -(-len(order) // batch)
+            with contextlib.ExitStack() as stack:
+                bar = stack.enter_context(self._progress(epoch, n_batches))
+                check = stack.enter_context(deferred_interrupt())
+                stack.enter_context(_one_blas_thread())
+                for replica in replicas:
+                    stack.enter_context(replica.reusing_buffers())
+                for start in range(0, len(order), batch):
+                    rows = order[start:start + batch]
+                    bounds = [-(-len(rows) * k // workers) for k in range(workers + 1)]  # part 0 never empty
+                    parts = [(k, rows[bounds[k]:bounds[k + 1]]) for k in range(workers) if bounds[k + 1] > bounds[k]]
+                    results = {}
+                    run_on_threads(lambda k, part_rows: part(k, part_rows, len(rows), results), parts)
+                    batch_loss = sum(loss for loss, _ in results.values())
+                    loss_sum += batch_loss
+                    n_correct += sum(correct for _, correct in results.values())
+                    n_visited += len(rows)
+                    if not math.isfinite(batch_loss):
+                        break
+                    for k, _ in parts[1:]:
+                        model.grads += replicas[k].grads
                     optimizer.step(model.params, model.grads, weight_slices)
                     bar.update(1)
                     check()  # Ctrl-C: KeyboardInterrupt between batches, never inside an update
