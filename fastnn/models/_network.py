@@ -1,4 +1,4 @@
-"""What the network classifiers (MLPClassifier, CNN1DClassifier) share: training parameters and their
+"""What the network classifiers (MLPClassifier, CNN1DClassifier, CNN2DClassifier) share: training parameters and their
 checks, fit with an optional validation set or hold-out, prediction, and save/load without pickle.
 
 A subclass stores its architecture parameters in __init__ (scikit-learn style) and implements
@@ -194,7 +194,7 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"its params are not {cls.__name__}'s constructor parameters")
         for key in cls.TUPLE_PARAMS:
             if isinstance(params.get(key), list):
-                params[key] = tuple(params[key])
+                params[key] = _tuples(params[key])
         estimator = cls(**params)
         architecture, dtype = estimator._check_params()
         classes, stored = arrays["classes"], arrays["params"]
@@ -204,7 +204,7 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
         if not isinstance(input_shape, list) or not all(is_int(d, 1) for d in input_shape):
             raise ValueError(f"input_shape {input_shape!r} is not a list of positive integers")
         input_shape = tuple(input_shape)
-        if not is_int(config["n_features_in"], 1) or config["n_features_in"] not in input_shape:
+        if not is_int(config["n_features_in"], 1) or not cls._n_features_fit(config["n_features_in"], input_shape):
             raise ValueError(f"n_features_in {config['n_features_in']!r} does not match input_shape {input_shape}")
         expected = estimator._n_parameters(input_shape, len(classes), architecture)
         if stored.shape != (expected,) or stored.dtype != dtype:
@@ -225,7 +225,17 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
         estimator.best_epoch_, estimator.history_ = config["best_epoch"], config["history"]
         return estimator, model
 
+    @staticmethod
+    def _n_features_fit(n_features_in, input_shape):
+        """Whether a saved n_features_in_ is consistent with the saved model's input_shape (one example's)."""
+        return n_features_in in input_shape
+
     def _n_parameters(self, input_shape, n_classes, architecture):
         """The number of parameters _build would allocate, computed without allocating (ValueError when the
         architecture does not fit input_shape)."""
         raise NotImplementedError
+
+
+def _tuples(value):
+    """value with every list, at any depth, turned into a tuple (JSON gives back lists for tuples)."""
+    return tuple(_tuples(item) for item in value) if isinstance(value, (list, tuple)) else value

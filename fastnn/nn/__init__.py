@@ -6,8 +6,8 @@
 """
 from .checks import check_gradients, gradient_magnitudes
 from .conv_layers import Conv1D, Flatten, MaxPool1D, conv1d_net
-from .conv2d_layers import Conv2D, LeakyReLU, MaxPool2D, Tanh
-from .layers import Layer, Linear, ReLU, Sequential, Sigmoid, mlp
+from .conv2d_layers import Conv2D, MaxPool2D, conv2d_net
+from .layers import Layer, LeakyReLU, Linear, ReLU, Sequential, Sigmoid, Tanh, mlp
 from .losses import SoftmaxCrossEntropy
 from .optim import SGD, Adam, Optimizer
 from .trainer import DivergenceError, History, Trainer
@@ -15,6 +15,7 @@ from .trainer import DivergenceError, History, Trainer
 __all__ = [
     "Layer", "Linear", "ReLU", "Sigmoid", "Sequential", "mlp", "SoftmaxCrossEntropy",
     "Conv1D", "MaxPool1D", "Flatten", "conv1d_net", "Conv2D", "MaxPool2D", "LeakyReLU", "Tanh",
+    "conv2d_net",
     "Optimizer", "SGD", "Adam", "Trainer", "History", "DivergenceError",
     "check_gradients", "gradient_magnitudes",
 ]

@@ -19,6 +19,7 @@ import numpy as np
 from .. import _threads
 from .. import _validation as v
 from .._config import resolve
+from ..activations import _slope
 from ..inference import conv_logits, dense_logits
 
 INITIALIZERS = ("normal", "he", "glorot", "pytorch")
@@ -226,7 +227,54 @@ class Sigmoid(Layer):
         return dX
 
 
-ACTIVATION_LAYERS = {"relu": ReLU, "sigmoid": Sigmoid}
+class LeakyReLU(Layer):
+    """X where X > 0, else negative_slope X, elementwise (PyTorch's default slope 0.01); remembers X."""
+
+    def __init__(self, negative_slope=0.01):
+        self.negative_slope = _slope(negative_slope)
+
+    def __repr__(self):
+        return f"LeakyReLU(negative_slope={self.negative_slope})"
+
+    def forward(self, X, kernels, training):
+        Y = self._empty("Y", X.shape, X.dtype, reuse=training)
+        slope = self.negative_slope
+        run_in_row_blocks(lambda x, y: kernels.leaky_relu_forward(x, slope, y), X.reshape(-1), Y.reshape(-1))
+        self.X = X if training else None
+        return Y
+
+    def backward(self, dY, kernels):
+        dX = self._empty("dX", dY.shape, dY.dtype)
+        slope = self.negative_slope
+        run_in_row_blocks(lambda dy, x, dx: kernels.leaky_relu_backward(dy, x, slope, dx),
+                          np.ascontiguousarray(dY).reshape(-1), self.X.reshape(-1), dX.reshape(-1))
+        return dX
+
+
+class Tanh(Layer):
+    """tanh(X) elementwise, remembering its output for the backward pass."""
+
+    def __repr__(self):
+        return "Tanh()"
+
+    def forward(self, X, kernels, training):
+        Y = self._empty("Y", X.shape, X.dtype, reuse=training)
+        run_in_row_blocks(kernels.tanh_forward, X.reshape(-1), Y.reshape(-1))
+        self.Y = Y if training else None
+        return Y
+
+    def backward(self, dY, kernels):
+        dX = self._empty("dX", dY.shape, dY.dtype)
+        run_in_row_blocks(kernels.tanh_backward, np.ascontiguousarray(dY).reshape(-1), self.Y.reshape(-1),
+                          dX.reshape(-1))
+        return dX
+
+
+# The activations a network's hidden layers may use, by name (MLPClassifier, CNN2DClassifier, mlp, conv2d_net).
+ACTIVATION_LAYERS = {"relu": ReLU, "leaky_relu": LeakyReLU, "tanh": Tanh, "sigmoid": Sigmoid}
+# Those the fused dense epochs and the compiled dense inference (fastnn.training.ACTIVATIONS) implement;
+# a dense stack with another activation trains and predicts layer by layer.
+FUSED_ACTIVATION_LAYERS = {"relu": ReLU, "sigmoid": Sigmoid}
 
 
 def _example_shape(input_shape):
@@ -360,15 +408,15 @@ class Sequential:
             layer.init_params(rng)
 
     def dense_spec(self):
-        """(sizes, activation) when this is Linear, act, Linear, ..., Linear with one activation kind
-        (the stacks fastnn.mlp_train_epoch trains in one call), else None."""
+        """(sizes, activation) when this is Linear, act, Linear, ..., Linear with one activation kind among
+        FUSED_ACTIVATION_LAYERS (the stacks fastnn.mlp_train_epoch trains in one call), else None."""
         linears, activations = self.layers[0::2], self.layers[1::2]
         if not all(type(layer) is Linear and layer.bias for layer in linears):
             return None
         kinds = {type(layer) for layer in activations}
-        if len(kinds) > 1 or not kinds <= set(ACTIVATION_LAYERS.values()) or len(self.layers) % 2 == 0:
+        if len(kinds) > 1 or not kinds <= set(FUSED_ACTIVATION_LAYERS.values()) or len(self.layers) % 2 == 0:
             return None
-        activation = next((name for name, cls in ACTIVATION_LAYERS.items() if {cls} == kinds), "relu")
+        activation = next((name for name, cls in FUSED_ACTIVATION_LAYERS.items() if {cls} == kinds), "relu")
         return [linears[0].in_features] + [layer.out_features for layer in linears], activation
 
     def check_input(self, X, name="X"):
