@@ -153,7 +153,9 @@ class CNN2DClassifier(NetworkClassifier):
     def _input(self, X, dtype, *, reset, y="no_validation"):
         """X as a C-contiguous (n, C, H, W) array of dtype (see the class docstring); (X, y) when y is given."""
         image_shape = image_shape_param(self.image_shape)
-        if np.ndim(X) <= 2:  # flat rows (and anything scikit-learn's checks must reject): its validation
+        if not hasattr(X, "ndim"):  # lists, array-likes: converted once here (DataFrames and arrays have ndim)
+            X = np.asarray(X)
+        if X.ndim <= 2:  # flat rows (and anything scikit-learn's checks must reject): its validation
             checked = validate_data(self, X, y, dtype=dtype, order="C", reset=reset)
             X = checked[0] if isinstance(checked, tuple) else checked
             images = self._flat_image_shape(X.shape[1], image_shape, reset)

@@ -19,7 +19,9 @@ class MLPClassifier(NetworkClassifier):
     Parameters
     ----------
     hidden_layer_sizes : tuple of int, default (128,)
-    activation : 'relu' (default) or 'sigmoid', after every hidden layer
+    activation : 'relu' (default), 'sigmoid', 'leaky_relu' (slope 0.01) or 'tanh', after every hidden
+        layer. 'relu' and 'sigmoid' train in fused epochs at small batches and predict through the
+        compiled inference; 'leaky_relu' and 'tanh' train and predict layer by layer
     optimizer : 'sgd' (with momentum) or 'adam'
     learning_rate : float, default 0.01
     momentum : float in [0, 1), default 0 (SGD only: v = momentum v + g; w -= learning_rate v)
