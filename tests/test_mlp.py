@@ -56,6 +56,46 @@ def test_same_seed_same_model_on_every_backend(digits):
         np.testing.assert_array_equal(clf.predict(X_test), fitted[0].predict(X_test))
 
 
+def _numpy_probabilities(clf, X, activation):
+    """predict_proba computed with plain NumPy from coefs_ and intercepts_."""
+    act = {"leaky_relu": lambda z: np.where(z > 0, z, 0.01 * z), "tanh": np.tanh}[activation]
+    h = X.astype(np.float64)
+    for i, (W, b) in enumerate(zip(clf.coefs_, clf.intercepts_)):
+        h = h @ W.astype(np.float64) + b
+        if i < len(clf.coefs_) - 1:
+            h = act(h)
+    h = np.exp(h - h.max(axis=1, keepdims=True))
+    return h / h.sum(axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("activation", ["leaky_relu", "tanh"])
+def test_leaky_relu_and_tanh_give_the_reference_model_on_every_backend(digits, activation, dtype):
+    """The fused epochs and the compiled inference know only relu and sigmoid: these train and predict
+    layer by layer, and every backend must still give the numpy backend's model."""
+    X_train, X_test, y_train, _ = digits
+    X_train, X_test = X_train[:200].astype(dtype), X_test[:100].astype(dtype)
+    fitted = [MLPClassifier((16, 8), activation=activation, momentum=0.9, epochs=2, dtype=dtype, random_state=3,
+                            backend=name).fit(X_train, y_train[:200]) for name in BACKENDS]
+    tol = 2e-4 if np.dtype(dtype) == np.float32 else 1e-10
+    for clf in fitted:
+        assert clf.model_.dense_spec() is None and clf.model_.compiled_logits(X_test) is None
+        assert type(clf.model_.layers[1]).__name__ == {"leaky_relu": "LeakyReLU", "tanh": "Tanh"}[activation]
+        for W, W_ref in zip(clf.coefs_ + clf.intercepts_, fitted[0].coefs_ + fitted[0].intercepts_):
+            assert W.dtype == np.dtype(dtype)
+            np.testing.assert_allclose(W, W_ref, rtol=tol, atol=tol * np.abs(W_ref).max())
+        proba = clf.predict_proba(X_test)
+        np.testing.assert_allclose(proba, _numpy_probabilities(clf, X_test, activation), rtol=tol, atol=tol)
+        np.testing.assert_allclose(proba, fitted[0].predict_proba(X_test), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("activation", ["leaky_relu", "tanh"])
+def test_leaky_relu_and_tanh_networks_learn_digits(digits, activation):
+    X_train, X_test, y_train, y_test = digits
+    clf = MLPClassifier((64,), activation=activation, batch_size=16, learning_rate=0.05, momentum=0.5, epochs=10,
+                        random_state=0).fit(X_train, y_train)
+    assert clf.score(X_test, y_test) >= 0.9
+
+
 def test_patience_holds_out_validation_data_and_keeps_the_best_epoch(digits):
     X_train, X_test, y_train, y_test = digits
     clf = MLPClassifier((64,), learning_rate=0.05, epochs=40, patience=3, validation_fraction=0.2, random_state=0)
@@ -137,7 +177,7 @@ def test_saving_never_leaves_a_partial_file(tmp_path, digits, monkeypatch):
 
 def test_bad_parameters_are_rejected_at_fit():
     X, y = np.random.default_rng(0).uniform(size=(20, 4)), np.arange(20) % 2
-    for params, words in [(dict(hidden_layer_sizes=(0,)), "hidden_layer_sizes"), (dict(activation="tanh"), "activation"),
+    for params, words in [(dict(hidden_layer_sizes=(0,)), "hidden_layer_sizes"), (dict(activation="softplus"), "activation"),
                           (dict(optimizer="lbfgs"), "optimizer"), (dict(batch_size=0), "batch_size"),
                           (dict(patience=0), "patience"), (dict(validation_fraction=1.0), "validation_fraction"),
                           (dict(dtype="float16"), "dtype"), (dict(learning_rate=-1.0), "learning_rate"),
