@@ -1,7 +1,7 @@
 """Model files (issue 14 part 5): save/load round-trips for every estimator, and load() refuses any file that
 is not a model it wrote with a ValueError, before allocating what the file describes.
 
-- every estimator (MLPClassifier, CNN1DClassifier, Perceptron, KernelPerceptron) saves and loads back to
+- every estimator (MLPClassifier, CNN1DClassifier, CNN2DClassifier, Perceptron, KernelPerceptron) saves and loads back to
   identical predictions and scores;
 - truncated files, random bytes, files of another estimator, malformed configs, object arrays, forged
   .npy headers and architectures far larger than the stored parameters: ValueError;
@@ -17,7 +17,7 @@ import pytest
 
 pytest.importorskip("sklearn")
 
-from fastnn.models import CNN1DClassifier, KernelPerceptron, MLPClassifier, Perceptron  # noqa: E402
+from fastnn.models import CNN1DClassifier, CNN2DClassifier, KernelPerceptron, MLPClassifier, Perceptron  # noqa: E402
 
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(48, 8))
@@ -28,6 +28,10 @@ ESTIMATORS = {
     "cnn": lambda: CNN1DClassifier((3,), (3,), (1,), (1,), epochs=2, random_state=0),
     "cnn-pool": lambda: CNN1DClassifier((3, 2), (3, 2), (1, 1), (1, 0), pool=2, epochs=2, random_state=0,
                                         dtype="float64"),
+    "cnn2d": lambda: CNN2DClassifier((3,), ((1, 3),), pool=(1, 2), epochs=2, random_state=0),
+    "cnn2d-image": lambda: CNN2DClassifier((2,), (2,), paddings=((1, 0),), pool=None, hidden_layer_sizes=(4,),
+                                           activation="tanh", image_shape=(2, 4), epochs=2, random_state=0,
+                                           dtype="float64"),
     "perceptron": lambda: Perceptron(random_state=0),
     "perceptron-f32": lambda: Perceptron(random_state=0, dtype="float32"),
     "kernel-perceptron": lambda: KernelPerceptron(kernel="poly", degree=2, random_state=0),
@@ -159,6 +163,10 @@ def test_architecture_larger_than_the_stored_parameters_is_refused_before_buildi
         "cnn": with_config(members(saved["cnn"][1]), **{"params.channels": [2**15], "params.kernel_sizes": [2**14],
                                                         "params.paddings": [2**14]}),
         "cnn-long": with_config(members(saved["cnn"][1]), input_shape=[1, 2**28], n_features_in=2**28),
+        "cnn2d": with_config(members(saved["cnn2d"][1]), **{"params.channels": [2**15],
+                                                            "params.kernel_sizes": [[1, 2**14]],
+                                                            "params.paddings": [[0, 2**14]]}),
+        "cnn2d-large": with_config(members(saved["cnn2d"][1]), input_shape=[1, 2**14, 2**14], n_features_in=2**28),
     }
     for name, arrays in cases.items():
         cls = type(saved[name.split("-")[0]][0])
@@ -186,6 +194,15 @@ def forged_npz(path, arrays, forged_key, shape):
                 np.lib.format.write_array(buffer, array, allow_pickle=False)
             archive.writestr(f"{key}.npy", buffer.getvalue())
     return path
+
+
+def test_cnn2d_files_whose_shapes_disagree_are_refused(saved, tmp_path):
+    good = members(saved["cnn2d-image"][1])
+    for case, arrays in {"n-features": with_config(good, n_features_in=9),
+                         "image-shape": with_config(good, **{"params.image_shape": [4, 2]}),
+                         "input-shape": with_config(good, input_shape=[1, 4, 2])}.items():
+        with pytest.raises(ValueError, match="not a valid saved"), _named("cnn2d-image", case):
+            CNN2DClassifier.load(write(tmp_path / f"{case}.npz", **arrays))
 
 
 def test_forged_array_headers_are_refused_before_allocating(saved, tmp_path):

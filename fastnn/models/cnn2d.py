@@ -207,6 +207,15 @@ class CNN2DClassifier(NetworkClassifier):
     def _n_features_fit(n_features_in, input_shape):
         return n_features_in == math.prod(input_shape)
 
+    @classmethod
+    def _from_config(cls, config, arrays):
+        estimator, model = super()._from_config(config, arrays)
+        image_shape = image_shape_param(estimator.image_shape)
+        if image_shape is not None and image_shape != model.input_shape:
+            raise ValueError(f"its image_shape {estimator.image_shape!r} is not the network's input shape "
+                             f"{model.input_shape}")
+        return estimator, model
+
     # ------------------------------------------------------------------ the network
     def _n_parameters(self, input_shape, n_classes, architecture):
         if len(input_shape) != 3:
