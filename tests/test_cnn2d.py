@@ -160,6 +160,17 @@ def test_flat_two_and_three_dimensional_inputs_are_the_same_images():
     assert row.model_.input_shape == (1, 1, 64)
 
 
+def test_refitting_on_other_images_uses_the_new_shape_for_validation_and_prediction():
+    X, y = _halves(30, seed=12)
+    clf = CNN2DClassifier((2,), (3,), epochs=1, random_state=0).fit(X, y)
+    X_big, y_big = _halves(30, seed=13, size=10)
+    clf.fit(X_big, y_big, X_big[:10], y_big[:10])  # X_val has the new shape, not the first fit's
+    assert clf.model_.input_shape == (1, 10, 10) and len(clf.history_["val_loss"]) == 1
+    assert clf.predict(X_big.reshape(30, -1)).shape == (30,)
+    with pytest.raises(ValueError, match="64 values per example"):
+        clf.predict(X)
+
+
 def test_the_callers_arrays_are_not_modified():
     X, y = _halves(40, seed=7)
     X_val, y_val = _halves(10, seed=8)

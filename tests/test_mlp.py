@@ -177,7 +177,8 @@ def test_saving_never_leaves_a_partial_file(tmp_path, digits, monkeypatch):
 
 def test_bad_parameters_are_rejected_at_fit():
     X, y = np.random.default_rng(0).uniform(size=(20, 4)), np.arange(20) % 2
-    for params, words in [(dict(hidden_layer_sizes=(0,)), "hidden_layer_sizes"), (dict(activation="softplus"), "activation"),
+    for params, words in [(dict(hidden_layer_sizes=(0,)), "hidden_layer_sizes"),
+                          (dict(activation="softplus"), "activation"),
                           (dict(optimizer="lbfgs"), "optimizer"), (dict(batch_size=0), "batch_size"),
                           (dict(patience=0), "patience"), (dict(validation_fraction=1.0), "validation_fraction"),
                           (dict(dtype="float16"), "dtype"), (dict(learning_rate=-1.0), "learning_rate"),

@@ -1,8 +1,8 @@
 """Model files (issue 14 part 5): save/load round-trips for every estimator, and load() refuses any file that
 is not a model it wrote with a ValueError, before allocating what the file describes.
 
-- every estimator (MLPClassifier, CNN1DClassifier, CNN2DClassifier, Perceptron, KernelPerceptron) saves and loads back to
-  identical predictions and scores;
+- every estimator (MLPClassifier, CNN1DClassifier, CNN2DClassifier, Perceptron, KernelPerceptron) saves and
+  loads back to identical predictions and scores;
 - truncated files, random bytes, files of another estimator, malformed configs, object arrays, forged
   .npy headers and architectures far larger than the stored parameters: ValueError;
 - non-finite parameters: ValueError.

@@ -141,7 +141,8 @@ class CNN2DClassifier(NetworkClassifier):
                                  f"got {getattr(self, name)!r}")
         pool = None if self.pool is None else _pair(self.pool, 1)
         if self.pool is not None and pool is None:
-            raise ValueError(f"pool must be None, a positive integer or a pair of them (at most 2**40), got {self.pool!r}")
+            raise ValueError(f"pool must be None, a positive integer or a pair of them (at most 2**40), "
+                             f"got {self.pool!r}")
         if self.activation not in ACTIVATION_LAYERS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATION_LAYERS)}, got {self.activation!r}")
         image_shape_param(self.image_shape)
@@ -169,9 +170,11 @@ class CNN2DClassifier(NetworkClassifier):
             if image_shape is not None and images != image_shape:
                 raise ValueError(f"X has images of shape {images} (as (C, H, W)) but image_shape is "
                                  f"{self.image_shape!r}")
-        if not reset and hasattr(self, "model_") and images != self.model_.input_shape:
+        if reset:
+            self._images_in = images  # X_val, predict: images of this shape (model_ is still the old one in fit)
+        elif images != self._images_in:
             raise ValueError(f"X has images of shape {images} (as (C, H, W)); this model was fitted on "
-                             f"{self.model_.input_shape}")
+                             f"{self._images_in}")
         X = X.reshape((X.shape[0],) + tuple(images))
         return (X, checked[1]) if isinstance(checked, tuple) else X
 
@@ -182,8 +185,8 @@ class CNN2DClassifier(NetworkClassifier):
                 raise ValueError(f"image_shape {self.image_shape!r} holds {math.prod(image_shape)} values but X "
                                  f"has {n_features} features per row")
             return image_shape
-        if not reset and hasattr(self, "model_"):
-            return self.model_.input_shape  # validate_data has checked n_features against n_features_in_
+        if not reset:
+            return self._images_in  # validate_data has checked n_features against n_features_in_
         return (1, 1, n_features)
 
     def _nd_input(self, X, y, dtype, reset):
@@ -214,6 +217,7 @@ class CNN2DClassifier(NetworkClassifier):
         if image_shape is not None and image_shape != model.input_shape:
             raise ValueError(f"its image_shape {estimator.image_shape!r} is not the network's input shape "
                              f"{model.input_shape}")
+        estimator._images_in = model.input_shape
         return estimator, model
 
     # ------------------------------------------------------------------ the network
