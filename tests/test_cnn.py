@@ -208,6 +208,14 @@ def test_three_dimensional_input_and_shape_errors():
         CNN1DClassifier(pool=0).fit(X, y)
 
 
+def test_refitting_on_another_length_validates_on_the_new_one():
+    rng = np.random.default_rng(7)
+    clf = CNN1DClassifier(**{**SMALL, "epochs": 1}, random_state=0).fit(rng.normal(size=(20, 12)), np.arange(20) % 2)
+    X, y = rng.normal(size=(20, 9)), np.arange(20) % 2
+    clf.fit(X, y, X[:5], y[:5])
+    assert clf.model_.input_shape == (1, 9) and len(clf.history_["val_loss"]) == 1
+
+
 def test_save_and_load_round_trip(tmp_path):
     rng = np.random.default_rng(6)
     X, y = rng.normal(size=(40, 1, 9)), rng.choice(["a", "b", "c"], 40)

@@ -90,6 +90,7 @@ class NetworkClassifier(ClassifierMixin, BaseEstimator):
         """
         architecture, dtype = self._check_params()
         optimizer = self._make_optimizer()
+        self.__dict__.pop("model_", None)  # a previous fit's network must not judge this fit's X_val
         X, y = self._input(X, dtype, reset=True, y=y)
         check_classification_targets(y)
         self.classes_, y_encoded = np.unique(y, return_inverse=True)
