@@ -171,6 +171,15 @@ def test_refitting_on_other_images_uses_the_new_shape_for_validation_and_predict
         clf.predict(X)
 
 
+def test_inference_runs_wide_conv_layers_in_smaller_chunks():
+    seed = nn.conv2d_net((1, 28, 28), 10, random_state=0, backend="numpy")
+    assert seed.max_activation == 64 * 22 * 22 and seed.inference_chunk_rows() == (1 << 23) // (64 * 22 * 22)
+    assert nn.mlp([784, 128, 10]).inference_chunk_rows() == 4096
+    small = nn.conv2d_net((1, 8, 8), 3, channels=(2,), kernel_sizes=(3,), random_state=0, dtype=np.float64)
+    X = np.random.default_rng(0).standard_normal((50, 1, 8, 8))
+    np.testing.assert_allclose(small.layer_logits(X, chunk_rows=7), small.forward(X), rtol=1e-12, atol=1e-14)
+
+
 def test_the_callers_arrays_are_not_modified():
     X, y = _halves(40, seed=7)
     X_val, y_val = _halves(10, seed=8)

@@ -24,6 +24,14 @@ from ..inference import conv_logits, dense_logits
 
 INITIALIZERS = ("normal", "he", "glorot", "pytorch")
 
+# Chunks of layer-by-layer inference: at most MAX_INFERENCE_ROWS rows (a dense network's BLAS products
+# want many), and at most INFERENCE_CHUNK_ELEMENTS elements in any one layer's activations. The seed's
+# 2-layer CNN (64 x 22 x 22 activations per image) gets 270 rows, and predicted 2,048 images 1.7x
+# (numba) and 2.5x (cython) faster than in one chunk of 2,048 rows (shared 2-core machine, medians of
+# 3); dense networks up to 2,048 wide keep 4,096 rows.
+MAX_INFERENCE_ROWS = 4096
+INFERENCE_CHUNK_ELEMENTS = 1 << 23
+
 
 class Layer:
     """A stage of a network. Subclasses with parameters describe them in param_shapes()."""
@@ -317,9 +325,11 @@ class Sequential:
             input_shape = (self.layers[0].in_features,)
         self.input_shape = _example_shape(input_shape)
         shape = self.input_shape
+        self.max_activation = math.prod(shape)  # elements per example of the largest array a forward pass holds
         for layer in self.layers:
             shape = layer.output_shape(shape)
             v.element_count("activations", math.prod(shape), f"{layer!r} on examples of shape {self.input_shape}")
+            self.max_activation = max(self.max_activation, math.prod(shape))
         if len(shape) != 1:
             raise ValueError(f"the last layer must output (n_classes,) per example, got {shape}")
         self.n_outputs = shape[0]
@@ -475,7 +485,7 @@ class Sequential:
                 d = layer.backward(d, kernels)
                 i -= 1
 
-    def predict_logits(self, X, *, chunk_rows=4096):
+    def predict_logits(self, X, *, chunk_rows=None):
         """Logits (N, n_outputs) for X (N, *input_shape), keeping nothing for backward.
 
         A dense stack (dense_spec) or a conv stack (fastnn.nn.conv_layers.conv_stack_spec) runs as one
@@ -486,6 +496,12 @@ class Sequential:
         X = self.check_input(X)
         logits = self.compiled_logits(X)
         return logits if logits is not None else self.layer_logits(X, chunk_rows=chunk_rows)
+
+    def inference_chunk_rows(self):
+        """Rows per chunk of layer_logits: up to MAX_INFERENCE_ROWS, fewer when one layer's activations
+        for that many rows would pass INFERENCE_CHUNK_ELEMENTS (wide conv layers)."""
+        widest = self.__dict__.get("max_activation", 1)  # models pickled before it existed: MAX_INFERENCE_ROWS
+        return max(1, min(MAX_INFERENCE_ROWS, INFERENCE_CHUNK_ELEMENTS // widest))
 
     def compiled_logits(self, X):
         """The logits of X (already checked by check_input) in one compiled call, or None when this model
@@ -500,9 +516,11 @@ class Sequential:
             return conv_logits(X, self.params, backend=self.backend, **conv)
         return None
 
-    def layer_logits(self, X, *, chunk_rows=4096):
-        """forward(X) layer by layer, in chunks of chunk_rows rows so memory for activations stays bounded."""
+    def layer_logits(self, X, *, chunk_rows=None):
+        """forward(X) layer by layer, in chunks of chunk_rows rows (None: inference_chunk_rows()) so memory
+        for activations stays bounded."""
         X = self.check_input(X)
+        chunk_rows = self.inference_chunk_rows() if chunk_rows is None else chunk_rows
         return np.concatenate([self.forward(X[start:start + chunk_rows]) for start in range(0, len(X), chunk_rows)])
 
 
