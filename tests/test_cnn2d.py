@@ -8,6 +8,8 @@
 - CNN2DClassifier passes check_estimator on every backend (flat X is a one-row image there).
 """
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -20,6 +22,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 from fastnn import nn  # noqa: E402
 from fastnn.models import CNN2DClassifier, MLPClassifier  # noqa: E402
 
+from child_process import NEUTRAL_CWD, child_env  # noqa: E402
 from kernel_cases import BACKENDS  # noqa: E402
 
 # scikit-learn's checks feed 2-D X of 1 to 20 features: a one-row image, so kernels of height 1, no pooling.
@@ -221,6 +224,38 @@ def test_bad_parameters_and_inputs_are_clear_errors(params, X_shape, words):
         CNN2DClassifier(**params, epochs=1).fit(X, y)
     for word in words:
         assert word in str(excinfo.value)
+
+
+HOSTILE = """
+import numpy as np
+import fastnn
+from fastnn.models import CNN2DClassifier
+
+X, y = np.zeros((4, 8, 8)), np.arange(4) % 2
+cases = [dict(channels=(2**40,)), dict(channels=(2**41,)), dict(channels=(2**31,)), dict(kernel_sizes=(2**63,)),
+         dict(kernel_sizes=((1, 2**40),), paddings=((0, 2**40),)), dict(strides=((2**62, 1),)),
+         dict(paddings=(2**40,)), dict(pool=2**62), dict(pool=(1, 2**63)), dict(hidden_layer_sizes=(2**40,)),
+         dict(hidden_layer_sizes=(2**16, 2**16)), dict(image_shape=(2**62, 2**62, 2**62)),
+         dict(channels=(np.uint64(2**64 - 1),)), dict(batch_size=2**63), dict(epochs=2**63)]
+for backend in fastnn.available_backends():
+    for i, params in enumerate(cases):
+        try:
+            CNN2DClassifier(**{"epochs": 1, **params}, backend=backend).fit(
+                X.reshape(4, -1) if "image_shape" in params else X, y)
+        except ValueError:
+            continue
+        raise SystemExit(f"case {i} {params} on {backend} was accepted")
+print("all refused")
+"""
+
+
+def test_hostile_sizes_are_refused_in_a_child_process():
+    """Sizes near 2**40 and 2**63 get a ValueError before anything is allocated or compiled code runs; the
+    fits run in a child process so that a crash or an attempt at a huge allocation fails this test."""
+    result = subprocess.run([sys.executable, "-c", HOSTILE], capture_output=True, text=True, timeout=300,
+                            env=child_env(), cwd=NEUTRAL_CWD)
+    assert result.returncode == 0, result.stderr[-2000:] + result.stdout[-2000:]
+    assert "all refused" in result.stdout
 
 
 def test_predicting_other_images_is_a_clear_error():
