@@ -39,6 +39,9 @@ COMBINATIONS = {
     "CNN1DClassifier": [dict(strides=(2**62 + 1,), paddings=(2**62,)), dict(strides=(1,), paddings=(2**60 - 1,)),
                         dict(channels=(2**16,), kernel_sizes=(2**16,), paddings=(2**16 - 1,))],
     "MLPClassifier": [dict(hidden_layer_sizes=(2**20, 2**20))],
+    "CNN2DClassifier": [dict(strides=((1, 2**62 + 1),), paddings=((0, 2**62),)),
+                        dict(channels=(2**16,), kernel_sizes=((1, 2**16),), paddings=((0, 2**16 - 1),)),
+                        dict(image_shape=(2**62, 2**62, 4)), dict(hidden_layer_sizes=(2**20, 2**20))],
 }
 # Values a Gram matrix may not be fuzzed with: its numeric behaviour at overflow is issue 14 parts 1 and 7.
 GRAM_NUMERIC_EDGES = {"1e308", "-1e308"}
@@ -138,6 +141,11 @@ def estimator_bases():
                                  batch_size=4, random_state=0, dtype="float64"),
                             dict(channels=ints, kernel_sizes=ints, strides=ints, paddings=ints, pool=int_,
                                  epochs="count", batch_size=int_, learning_rate="float")),
+        # X (24, 8) is a one-row image (1, 1, 8) for CNN2DClassifier
+        "CNN2DClassifier": (dict(channels=(3,), kernel_sizes=((1, 3),), paddings=((0, 1),), pool=(1, 2),
+                                 hidden_layer_sizes=(4,), epochs=2, batch_size=4, random_state=0, dtype="float64"),
+                            dict(channels=ints, kernel_sizes=ints, strides=ints, paddings=ints, pool=int_,
+                                 hidden_layer_sizes=ints, epochs="count", batch_size=int_, learning_rate="float")),
         "Perceptron": (dict(max_epochs=3, random_state=0, dtype="float64"), dict(max_epochs="count", random_state=int_)),
         "KernelPerceptron": (dict(kernel="poly", degree=2, max_epochs=3, random_state=0, dtype="float64"),
                              dict(degree=int_, gamma="float", coef0="float", max_epochs="count")),
