@@ -359,3 +359,41 @@ def test_batches_split_between_threads_give_the_one_thread_result(model, optimiz
     np.testing.assert_allclose(parallel_history.loss, serial_history.loss, rtol=1e-12)
     assert parallel_history.train_accuracy == serial_history.train_accuracy
     assert parallel_history.n_updates == serial_history.n_updates == [-(-n // 10) * e for e in (1, 2, 3)]
+
+
+class _BlasThreads(nn.Layer):
+    """An identity layer that records how many threads BLAS may use whenever it runs."""
+
+    def __init__(self, seen):
+        self.seen = seen
+
+    def _record(self):
+        from threadpoolctl import threadpool_info
+
+        self.seen.append(max((info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"),
+                             default=1))
+
+    def forward(self, X, kernels, training):
+        self._record()
+        return X
+
+    def backward(self, dY, kernels):
+        self._record()
+        return dY
+
+
+def test_layer_epochs_and_layer_inference_run_blas_single_threaded():
+    """Small GEMMs on BLAS's own threads wait for descheduled workers on a busy machine (see Trainer._layer_epoch)."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    blas = [info for info in threadpoolctl.threadpool_info() if info["user_api"] == "blas"]
+    if not blas or max(info["num_threads"] for info in blas) < 2:
+        pytest.skip("BLAS runs one thread here anyway")
+    seen = []
+    model = nn.Sequential([nn.Linear(6, 4), nn.Tanh(), _BlasThreads(seen), nn.Linear(4, 3)], random_state=0)
+    X, y = np.random.default_rng(0).standard_normal((40, 6)).astype(np.float32), np.arange(40) % 3
+    nn.Trainer(model, nn.SGD(0.1), batch_size=8, epochs=1, random_state=0).fit(X, y)
+    model.layer_logits(X)
+    assert len(seen) >= 2 * 5 + 1 and set(seen) == {1}
+    seen.clear()
+    model.forward(X)  # outside them, BLAS keeps its threads
+    assert seen[0] >= 2
