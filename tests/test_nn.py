@@ -331,6 +331,10 @@ MODELS_ON_THE_LAYER_PATH = {
     "conv-pool": lambda backend: nn.conv1d_net((1, 9), 4, channels=(3,), kernel_sizes=(3,), strides=(1,),
                                                paddings=(1,), pool=2, dtype=np.float64, random_state=0,
                                                backend=backend),
+    "conv2d-pool": lambda backend: nn.conv2d_net((1, 3, 3), 4, channels=(2,), kernel_sizes=(2,), strides=(1,),
+                                                 paddings=(1,), pool=2, hidden_layer_sizes=(3,),
+                                                 activation="leaky_relu", dtype=np.float64, random_state=0,
+                                                 backend=backend),
 }
 
 
@@ -346,6 +350,8 @@ def test_batches_split_between_threads_give_the_one_thread_result(model, optimiz
     X, y = _data(rng, n=n)
     if model == "conv-pool":
         X = X.reshape(n, 1, 9)
+    elif model == "conv2d-pool":
+        X = X.reshape(n, 1, 3, 3)
     results = {}
     for name, min_rows in (("serial", 10**6), ("parallel", 4)):
         monkeypatch.setattr(trainer, "DATA_PARALLEL_MIN_ROWS", min_rows)
