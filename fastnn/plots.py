@@ -134,3 +134,70 @@ def mistakes_per_epoch(mistakes, path, title=""):
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(title, fontsize=9)
     return _save(fig, path)
+
+
+# ---------------------------------------------------------------------------- the image experiments
+TEST_SET_LABELS = {"in-domain": "in-domain", "shift-up": "translated up", "rot90": "rotated 90°",
+                   "rot180": "rotated 180°", "rot270": "rotated 270°"}
+
+
+def translation_rotation_bars(result, path, title=""):
+    """Grouped bar chart: test accuracy of each model (one colour) on each test set (one group)."""
+    plt = _pyplot()
+    rows, test_sets = result["rows"], result["test_sets"]
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    width = 0.8 / len(rows)
+    positions = np.arange(len(test_sets))
+    for i, row in enumerate(rows):
+        values = [row["accuracy"][key] for key in test_sets]
+        bars = ax.bar(positions + (i - (len(rows) - 1) / 2) * width, values, width,
+                      label=f"{row['name']} ({row['n_parameters']:,} parameters)")
+        ax.bar_label(bars, labels=[f"{v:.2f}" for v in values], fontsize=7, padding=1)
+    labels = [TEST_SET_LABELS.get(key, key) for key in test_sets]
+    labels = [f"{label} {result['shift']} px" if key == "shift-up" else label for key, label in zip(test_sets, labels)]
+    ax.set_xticks(positions, labels)
+    ax.set_ylabel("test accuracy")
+    ax.set_ylim(0, 1.08)
+    ax.legend(fontsize=8, loc="upper right")
+    ax.set_title(title, fontsize=9)
+    return _save(fig, path)
+
+
+def variant_comparison(result, path, title=""):
+    """Left: test accuracy of each variant (bars, parameter counts below); right: training loss per epoch."""
+    plt = _pyplot()
+    rows = result["rows"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    values = [row["test_accuracy"] for row in rows]
+    bars = left.bar(range(len(rows)), values, color=[f"C{i}" for i in range(len(rows))])
+    left.bar_label(bars, labels=[f"{v:.3f}" for v in values], fontsize=8, padding=1)
+    left.set_xticks(range(len(rows)), [f"{row['name']}\n{row['n_parameters']:,} params" for row in rows], fontsize=8)
+    left.set_ylabel("test accuracy")
+    left.set_ylim(0, 1.05)
+    for i, row in enumerate(rows):
+        loss = row["history"]["loss"]
+        right.plot(range(1, len(loss) + 1), loss, marker=".", color=f"C{i}", label=row["name"])
+    right.set_xlabel("epoch")
+    right.set_ylabel("training loss (mean over the epoch)")
+    right.legend(fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    return _save(fig, path)
+
+
+def learning_rate_curves(result, path, title=""):
+    """Mean training loss per epoch over the seeds, one curve per learning rate, the seeds' range shaded."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for i, row in enumerate(result["rows"]):
+        losses = np.asarray(row["loss"], dtype=float)
+        epochs = np.arange(1, losses.shape[1] + 1)
+        ax.plot(epochs, row["mean_loss"], marker=".", color=f"C{i}",
+                label=f"lr {row['learning_rate']:g} (test acc {row['mean_test_accuracy']:.3f})")
+        if len(losses) > 1:
+            ax.fill_between(epochs, losses.min(axis=0), losses.max(axis=0), color=f"C{i}", alpha=0.2)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"training loss, mean of {len(result['rows'][0]['loss'])} initialisations")
+    ax.set_yscale("log")
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=9)
+    return _save(fig, path)
