@@ -141,6 +141,12 @@ TEST_SET_LABELS = {"in-domain": "in-domain", "shift-up": "translated up", "rot90
                    "rot180": "rotated 180°", "rot270": "rotated 270°"}
 
 
+def _integer_ticks():
+    from matplotlib.ticker import MaxNLocator
+
+    return MaxNLocator(integer=True)
+
+
 def translation_rotation_bars(result, path, title=""):
     """Grouped bar chart: test accuracy of each model (one colour) on each test set (one group)."""
     plt = _pyplot()
@@ -178,6 +184,7 @@ def variant_comparison(result, path, title=""):
         loss = row["history"]["loss"]
         right.plot(range(1, len(loss) + 1), loss, marker=".", color=f"C{i}", label=row["name"])
     right.set_xlabel("epoch")
+    right.xaxis.set_major_locator(_integer_ticks())
     right.set_ylabel("training loss (mean over the epoch)")
     right.legend(fontsize=8)
     fig.suptitle(title, fontsize=9)
@@ -196,6 +203,7 @@ def learning_rate_curves(result, path, title=""):
         if len(losses) > 1:
             ax.fill_between(epochs, losses.min(axis=0), losses.max(axis=0), color=f"C{i}", alpha=0.2)
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(_integer_ticks())
     ax.set_ylabel(f"training loss, mean of {len(result['rows'][0]['loss'])} initialisations")
     ax.set_yscale("log")
     ax.legend(fontsize=8)
