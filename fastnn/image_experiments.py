@@ -214,8 +214,10 @@ def learning_rate_experiment(data, rates=(0.001, 0.01, 0.1, 1.0), training=None,
                              activation="sigmoid"):
     """The sigmoid MLP 784-300-10 (plain SGD, batch 100 by default) once per learning rate and seed.
 
-    Returns _result's dict whose rows hold, per rate: learning_rate, loss (per seed: training loss per
-    epoch), mean_loss (over the seeds, per epoch), test_accuracy (per seed) and mean_test_accuracy.
+    Each seed draws the initialisation (N(0, 0.1^2), the seed's) and the example orders. Returns _result's
+    dict (training's learning_rate and random_state None: they vary) whose rows hold, per rate:
+    learning_rate, seeds, loss (per seed: training loss per epoch), mean_loss (over the seeds, per epoch),
+    test_accuracy (per seed) and mean_test_accuracy.
     """
     training = training or ImageTraining(momentum=0.0, batch_size=100)
     _check_images(data)
@@ -235,7 +237,10 @@ def learning_rate_experiment(data, rates=(0.001, 0.01, 0.1, 1.0), training=None,
                      "mean_loss": np.mean(losses, axis=0).tolist(), "test_accuracy": accuracies,
                      "mean_test_accuracy": float(np.mean(accuracies)),
                      "fit_time": float(sum(run["fit_time"] or 0.0 for run in runs))})
-    return _result("learning-rate", data, training, rows, hidden=list(hidden), activation=activation)
+    result = _result("learning-rate", data, training, rows, hidden=list(hidden), activation=activation,
+                     rates=[float(rate) for rate in rates])
+    result["training"].update(learning_rate=None, random_state=None)  # varied: see rates and each row's seeds
+    return result
 
 
 EXPERIMENTS = {

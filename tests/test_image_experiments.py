@@ -137,6 +137,7 @@ def test_learning_rate_experiment():
         assert row["mean_test_accuracy"] == pytest.approx(np.mean(row["test_accuracy"]))
         assert row["n_parameters"] == 784 * 30 + 30 + 30 * 10 + 10
     assert result["activation"] == "sigmoid" and result["training"]["batch_size"] == 100
+    assert result["rates"] == [0.01, 0.5] and result["training"]["learning_rate"] is None
     json.dumps(result)
 
 
