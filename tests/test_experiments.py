@@ -94,4 +94,4 @@ def test_missing_fashion_mnist_is_explained_in_command_line_words(tmp_path, monk
     assert "Fashion-MNIST: " in err and "Pass --data-dir the directory" in err and "or --download to fetch" in err
     assert "path=" not in err and "download=True" not in err
     assert main(["train", "mlp", "--dataset", "digits", "--data-dir", str(tmp_path), *QUICK]) == 2
-    assert "--data-dir and --download apply to --dataset fashion-mnist only" in capsys.readouterr().err
+    assert "--data-dir and --download apply to --dataset cifar10 or fashion-mnist only" in capsys.readouterr().err
