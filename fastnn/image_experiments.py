@@ -99,8 +99,8 @@ def fit_variant(name, classifier, data, *, flat=False, description=""):
     shape = _flat if flat else (lambda X: X)
     has_val = len(data.X_val) > 0
     classifier.fit(shape(data.X_train), data.y_train, *((shape(data.X_val), data.y_val) if has_val else ()))
-    history = {key: list(classifier.history_[key]) for key in ("epoch", "loss", "train_accuracy", "val_accuracy", "time")
-               if key in classifier.history_}
+    keys = ("epoch", "loss", "train_accuracy", "val_accuracy", "time")
+    history = {key: list(classifier.history_[key]) for key in keys if key in classifier.history_}
     row = {"name": name, "description": description, "n_parameters": int(classifier.model_.n_parameters),
            "test_accuracy": float(classifier.score(shape(data.X_test), data.y_test)),
            "fit_time": float(history["time"][-1]) if history.get("time") else None, "history": history}
@@ -144,7 +144,8 @@ def translation_rotation_experiment(data, training=None, *, mlp_hidden=(128,), c
         raise ValueError(f"the rotated test sets need square images, got {image_shape[1]}x{image_shape[2]}")
     convs = [(c, k, 0) for c, k in zip(channels, kernels)]
     n_inputs = int(np.prod(image_shape))
-    variants = [("MLP", mlp(mlp_hidden, training), True, f"linear {' -> '.join(map(str, (n_inputs, *mlp_hidden)))} -> classes"),
+    mlp_layers = " -> ".join(map(str, (n_inputs, *mlp_hidden)))
+    variants = [("MLP", mlp(mlp_hidden, training), True, f"linear {mlp_layers} -> classes"),
                 ("2-layer CNN", cnn(convs[:1], training), False, describe_cnn(convs[:1], (), image_shape)),
                 ("3-layer CNN", cnn(convs[:2], training), False, describe_cnn(convs[:2], (), image_shape))]
     test_sets = shifted_and_rotated(data.X_test, shift)
