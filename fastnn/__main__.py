@@ -39,7 +39,7 @@ def cmd_info(args):
     if "cython" in fastnn.available_backends():
         from fastnn.backends import cython_kernels
 
-        print(f"cython build: {cython_kernels.BUILD} (fastnn._ext{'.avx2' if cython_kernels.BUILD == 'avx2' else ''})")
+        print(f"cython build: {cython_kernels.BUILD} ({cython_kernels.describe_build()})")
     unavailable = fastnn.unavailable_backends()
     if not unavailable:
         print("unavailable backends: none")

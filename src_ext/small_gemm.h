@@ -3,7 +3,8 @@
  * BLAS packs its operands and dispatches threads on every call, which costs more than the
  * arithmetic when a matrix has only a few rows. These kernels keep a block of C (up to MR rows by
  * two vectors) in registers while streaming the shared operand once. GCC/Clang vector extensions
- * make the code target-independent: the portable build gets SSE2, the AVX2 build 256-bit FMAs.
+ * make the code target-independent: the portable build gets SSE2, the AVX2 build 256-bit FMAs, the
+ * AVX-512 build 512-bit ones.
  * Other compilers get the plain loops at the bottom.
  *
  * All matrices are row-major. A(i, p) = A[i * a_row + p * a_inner] lets one kernel serve both
@@ -20,9 +21,11 @@
 
 #if defined(__GNUC__) || defined(__clang__)
 
-/* One vector register: 32 bytes where the target has AVX, else 16 (SSE2, NEON). A wider vector than
- * the hardware has would be split into scalar code. */
-#if defined(__AVX__)
+/* One vector register: 64 bytes where the target has AVX-512 (the fastnn._ext.avx512 build), 32 where
+ * it has AVX, else 16 (SSE2, NEON). A wider vector than the hardware has would be split into scalar code. */
+#if defined(__AVX512F__)
+#define FASTNN_VECTOR_BYTES 64
+#elif defined(__AVX__)
 #define FASTNN_VECTOR_BYTES 32
 #else
 #define FASTNN_VECTOR_BYTES 16

@@ -23,16 +23,80 @@ def test_required_backends_are_available(required_backends):
 
 
 def test_required_cython_build_is_used():
-    """CI sets FASTNN_REQUIRE_CYTHON_BUILD=avx2 so a silently dropped AVX2 build fails here."""
+    """CI sets FASTNN_REQUIRE_CYTHON_BUILD=avx512 so a silently dropped vectorized build fails here: the
+    build in use must be the required one or, on a CPU that cannot run it, the best below it that it can."""
     required = os.environ.get("FASTNN_REQUIRE_CYTHON_BUILD")
     if not required:
         pytest.skip("FASTNN_REQUIRE_CYTHON_BUILD not set")
-    from fastnn._ext._cpu import has_avx2_fma
     from fastnn.backends import cython_kernels
 
-    if required == "avx2" and not has_avx2_fma():
-        pytest.skip("this CPU cannot run the AVX2 build")
-    assert cython_kernels.BUILD == required
+    order = cython_kernels.PREFERENCE
+    assert required in order, f"FASTNN_REQUIRE_CYTHON_BUILD must be one of {order}"
+    expected = next(name for name in order[order.index(required):] if cython_kernels.CPU_RUNS[name]())
+    assert cython_kernels.BUILD == expected, cython_kernels.describe_build()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/cpuinfo")
+@pytest.mark.skipif("cython" not in fastnn.available_backends(), reason="Cython backend not built")
+def test_cpu_detection_agrees_with_the_kernel():
+    """Linux lists a CPU feature in /proc/cpuinfo only when it also enabled the registers it needs."""
+    from fastnn._ext._cpu import has_avx2_fma, has_avx512
+
+    with open("/proc/cpuinfo") as fh:
+        flags = next((line.split(":", 1)[1].split() for line in fh if line.startswith("flags")), None)
+    if flags is None:
+        pytest.skip("/proc/cpuinfo has no flags line (not x86)")
+    assert has_avx2_fma() is ({"avx2", "fma"} <= set(flags))
+    assert has_avx512() is ({"avx2", "fma", "avx512f", "avx512bw", "avx512dq", "avx512vl"} <= set(flags))
+
+
+@pytest.mark.skipif("cython" not in fastnn.available_backends(), reason="Cython backend not built")
+def test_a_build_takes_the_modules_it_lacks_from_the_next_build_down():
+    import importlib.util
+
+    from fastnn.backends import cython_kernels
+
+    for position, name in enumerate(cython_kernels.PREFERENCE):
+        try:
+            build = cython_kernels.load_build(name)
+        except ImportError:
+            continue
+        for stem, module in build.modules.items():
+            supplier = next(other for other in cython_kernels.PREFERENCE[position:] if cython_kernels.CPU_RUNS[other]()
+                            and importlib.util.find_spec(f"{cython_kernels.PACKAGES[other]}.{stem}") is not None)
+            assert module == f"{cython_kernels.PACKAGES[supplier]}.{stem}"
+
+
+@pytest.mark.skipif("cython" not in fastnn.available_backends(), reason="Cython backend not built")
+def test_a_build_that_was_not_built_is_refused(monkeypatch):
+    from fastnn.backends import cython_kernels
+
+    monkeypatch.setitem(cython_kernels.PACKAGES, "avx512", "fastnn._ext.not_built")
+    monkeypatch.setitem(cython_kernels.CPU_RUNS, "avx512", lambda: True)
+    with pytest.raises(ImportError, match="not built"):
+        cython_kernels.load_build("avx512")
+    monkeypatch.setitem(cython_kernels.CPU_RUNS, "avx512", lambda: False)
+    with pytest.raises(ImportError, match="cannot run"):
+        cython_kernels.load_build("avx512")
+
+
+BUILD_REPORT = """
+    import json
+    from fastnn.backends import cython_kernels
+    print(json.dumps({"build": cython_kernels.BUILD, "modules": cython_kernels._build.modules}))
+"""
+
+
+@pytest.mark.skipif("cython" not in fastnn.available_backends(), reason="Cython backend not built")
+@pytest.mark.parametrize("cap", ["avx2", "portable"])
+def test_environment_variable_caps_the_cython_build(cap):
+    from fastnn.backends import cython_kernels
+
+    report = json.loads(_run_python(BUILD_REPORT, env_extra={"FASTNN_CYTHON_BUILD": cap}).stdout)
+    allowed = cython_kernels.PREFERENCE[cython_kernels.PREFERENCE.index(cap):]
+    assert report["build"] in allowed
+    packages = {cython_kernels.PACKAGES[name] for name in allowed}
+    assert all(module.rpartition(".")[0] in packages for module in report["modules"].values())
 
 
 def test_default_is_the_fastest_available_compiled_backend():

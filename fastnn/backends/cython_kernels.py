@@ -1,44 +1,64 @@
 """Cython backend: the kernels compiled from src_ext/*.pyx at install time.
 
 The compiled functions already take (validated inputs, preallocated outputs), so this module only
-picks a build and gathers its functions: the AVX2+FMA build (fastnn._ext.avx2) when it was built
-and the CPU runs it, else the portable build (fastnn._ext). FASTNN_CYTHON_BUILD=portable forces the
-portable one. Importing this module fails with ImportError when the extensions were not built.
+picks a build and gathers its functions: the best build that was built and that the CPU runs, of
+the AVX-512 build (fastnn._ext.avx512), the AVX2+FMA build (fastnn._ext.avx2) and the portable build
+(fastnn._ext). The AVX-512 build holds only the modules that gain from it; the others come from the
+next build down. FASTNN_CYTHON_BUILD=avx2 or =portable caps the choice at that build. Importing this
+module fails with ImportError when the extensions were not built.
 """
 import importlib
 import os
 from types import SimpleNamespace
 
 from fastnn import _threads
-from fastnn._ext._cpu import has_avx2_fma
+from fastnn._ext._cpu import has_avx2_fma, has_avx512
 
 from . import KERNELS
 from ._compiled import (conv_multiply_adds, dense_forward, make_gram_kernel, make_gram_matvec, make_gram_rows,
                         make_linear_kernels, rows_on_threads)
 
-PACKAGES = {"avx2": "fastnn._ext.avx2", "portable": "fastnn._ext"}
+PACKAGES = {"avx512": "fastnn._ext.avx512", "avx2": "fastnn._ext.avx2", "portable": "fastnn._ext"}
+PREFERENCE = ("avx512", "avx2", "portable")  # best first
+CPU_RUNS = {"avx512": has_avx512, "avx2": has_avx2_fma, "portable": lambda: True}
+MODULES = ("_linear", "_activations", "_losses", "_gram", "_perceptron", "_training", "_conv", "_cnn_training",
+           "_conv2d")
+
+
+def _import_modules(name):
+    """{module stem: module} for build `name`: its own modules, the rest from the next builds down that
+    the CPU runs. ImportError when the CPU cannot run `name` or none of the modules is its own."""
+    if not CPU_RUNS[name]():
+        raise ImportError(f"this CPU cannot run the {name} build")
+    fallbacks = [build for build in PREFERENCE[PREFERENCE.index(name):] if CPU_RUNS[build]()]
+    modules = {}
+    for stem in MODULES:
+        for build in fallbacks:
+            try:
+                modules[stem] = importlib.import_module(f"{PACKAGES[build]}.{stem}")
+                break
+            except ModuleNotFoundError as error:  # this build lacks the module (or was not built at all)
+                if build == "portable" or error.name not in (PACKAGES[build], f"{PACKAGES[build]}.{stem}"):
+                    raise
+    if not any(module.__name__.startswith(PACKAGES[name] + ".") for module in modules.values()):
+        raise ImportError(f"the {name} build was not built")
+    return modules
 
 
 def load_build(name):
-    """The kernels of build `name` ('avx2' or 'portable') as a namespace; ImportError if unusable."""
-    if name == "avx2" and not has_avx2_fma():
-        raise ImportError("this CPU lacks AVX2/FMA")
-    package = PACKAGES[name]
-    linear = importlib.import_module(f"{package}._linear")
-    activations = importlib.import_module(f"{package}._activations")
-    losses = importlib.import_module(f"{package}._losses")
-    gram_module = importlib.import_module(f"{package}._gram")
-    perceptron = importlib.import_module(f"{package}._perceptron")
-    training = importlib.import_module(f"{package}._training")
-    conv = importlib.import_module(f"{package}._conv")
-    cnn_training = importlib.import_module(f"{package}._cnn_training")
-    conv2d = importlib.import_module(f"{package}._conv2d")
+    """The kernels of build `name` (a key of PACKAGES) as a namespace; ImportError if unusable.
+
+    `modules` maps each module stem to the full name of the module that supplies it."""
+    modules = _import_modules(name)
+    linear, activations, losses, gram_module, perceptron, training, conv, cnn_training, conv2d = (
+        modules[stem] for stem in MODULES)
     for module in (activations, gram_module, conv, conv2d):  # the ones with OpenMP regions
         _threads.register_module(module)
     linear_forward, linear_backward = make_linear_kernels(
         linear.small_linear_forward, linear.small_linear_backward, linear.relu_grad_and_bias, linear.column_sums)
     return SimpleNamespace(
         name=name,
+        modules={stem: module.__name__ for stem, module in modules.items()},
         linear_forward=linear_forward,
         linear_backward=linear_backward,
         relu_forward=activations.relu_forward,
@@ -73,12 +93,23 @@ def load_build(name):
 
 
 def _choose_build():
-    if os.environ.get("FASTNN_CYTHON_BUILD", "").strip().lower() != "portable":
+    """The best build in PREFERENCE, starting at FASTNN_CYTHON_BUILD when it names one."""
+    requested = os.environ.get("FASTNN_CYTHON_BUILD", "").strip().lower()
+    for name in PREFERENCE[PREFERENCE.index(requested) if requested in PREFERENCE else 0:-1]:
         try:
-            return load_build("avx2")
+            return load_build(name)
         except ImportError:
             pass
     return load_build("portable")
+
+
+def describe_build(build=None):
+    """Where the modules of `build` (default: the one in use) come from, e.g. 'fastnn._ext.avx512:
+    _activations, _training; fastnn._ext.avx2: _linear, ...'."""
+    by_package = {}
+    for stem, module in (build or _build).modules.items():
+        by_package.setdefault(module.rpartition(".")[0], []).append(stem)
+    return "; ".join(f"{package}: {', '.join(stems)}" for package, stems in by_package.items())
 
 
 _build = _choose_build()
