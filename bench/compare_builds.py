@@ -7,12 +7,14 @@ A build NAME other than portable/avx2 is a package fastnn._ext.NAME holding the 
 compiled with other flags (e.g. an AVX-512 experiment). Every case is timed through the public API
 with the 'cython' backend's functions swapped for the build's (as tests/test_conformance.py does),
 rounds interleaved (the builds' order rotates every round) so that load on a shared machine hits
-them alike. Printed per case: the median seconds of each build and, per build, the median over
-rounds of its time / the first build's time in the same round. A timing, not a test: nothing is
-asserted.
+them alike. Printed per case: the median milliseconds of each build and, per build after the first,
+the median over rounds of its time / the previous build's time in the same round (so with
+portable,avx2,avx512: avx2 vs portable, then avx512 vs avx2). --json FILE keeps every round's times.
+A timing, not a test: nothing is asserted.
 """
 import argparse
 import importlib
+import json
 import statistics
 import time
 
@@ -279,23 +281,29 @@ def main():
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--threads", type=int, default=1, help="fastnn threads (0: the default)")
     parser.add_argument("--only", default="", help="cases whose name contains this (comma-separated)")
+    parser.add_argument("--json", help="write {case: {build: [seconds per round]}} to this file")
     args = parser.parse_args()
     fastnn.set_num_threads(args.threads or None)
     builds = [load(name) for name in args.builds.split(",")]
-    base = builds[0].name
     names = [b.name for b in builds]
-    print(f"threads={fastnn.get_num_threads()} rounds={args.rounds}; median ms per build, then median of the "
-          f"per-round ratio build/{base} (< 1: faster than {base})")
-    print(f"{'case':46s} " + " ".join(f"{n:>9s}" for n in names) + "  " + " ".join(f"{n:>9s}" for n in names[1:]))
+    pairs = list(zip(names[1:], names))
+    print(f"threads={fastnn.get_num_threads()} rounds={args.rounds}; median ms per build, then the median of the "
+          f"per-round ratios {', '.join(f'{a}/{b}' for a, b in pairs)} (< 1: faster)")
+    print(f"{'case':46s} " + " ".join(f"{n:>9s}" for n in names) + "  "
+          + " ".join(f"{a + '/' + b:>16s}" for a, b in pairs))
+    results = {}
     only = [s for s in args.only.split(",") if s]
     for case in CASES:
         if only and not any(s in case for s in only):
             continue
-        times = compare(case, builds, args.rounds)
+        times = results[case] = compare(case, builds, args.rounds)
         medians = [statistics.median(times[n]) * 1e3 for n in names]
-        ratios = [statistics.median(t / b for t, b in zip(times[n], times[base])) for n in names[1:]]
+        ratios = [statistics.median(t / u for t, u in zip(times[a], times[b])) for a, b in pairs]
         print(f"{case:46s} " + " ".join(f"{m:9.3f}" for m in medians) + "  "
-              + " ".join(f"{r:9.3f}" for r in ratios), flush=True)
+              + " ".join(f"{r:16.3f}" for r in ratios), flush=True)
+        if args.json:
+            with open(args.json, "w") as fh:
+                json.dump({"threads": fastnn.get_num_threads(), "rounds": args.rounds, "times": results}, fh)
     use(cython_kernels.load_build(cython_kernels.BUILD))
 
 
