@@ -540,7 +540,8 @@ def _add_mlp_arguments(parser, *, epochs, patience, batch_size=5):
     data.add_argument("--split-seed", type=int, default=0, help="seed of the train/validation/test split (default: 0)")
     model = parser.add_argument_group("model and training")
     model.add_argument("--hidden", type=int, nargs="+", default=[128], help="hidden layer sizes (default: 128)")
-    model.add_argument("--activation", choices=["relu", "sigmoid"], default="relu")
+    model.add_argument("--activation", choices=["relu", "sigmoid", "leaky_relu", "tanh"], default="relu",
+                       help="after every hidden layer (default: relu; leaky_relu and tanh train layer by layer)")
     model.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd")
     model.add_argument("--learning-rate", type=float, default=0.01, help="default: 0.01")
     model.add_argument("--momentum", type=float, default=0.0, help="SGD momentum alpha (default: 0)")

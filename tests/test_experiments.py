@@ -37,6 +37,14 @@ def test_train_mlp_writes_the_seed_result_file_and_plot(tmp_path, capsys):
     assert (tmp_path / "MLP_lr0.01_b5.png").stat().st_size > 10_000
 
 
+@pytest.mark.parametrize("activation", ["leaky_relu", "tanh"])
+def test_train_mlp_takes_every_activation_the_estimator_does(activation, tmp_path):
+    assert main(["train", "mlp", "--epochs", "2", "--activation", activation, "--no-plot", "--out", str(tmp_path),
+                 *QUICK]) == 0
+    result = json.loads((tmp_path / "MLP_lr0.01_b5.json").read_text())
+    assert result["settings"]["activation"] == activation and 0.5 < result["test_accuracy"] <= 1.0
+
+
 def test_batch_size_experiment(tmp_path, capsys):
     assert main(["experiment", "batch-size", "--batch-sizes", "5", "500", "--epochs", "4", "--patience", "2",
                  "--out", str(tmp_path), *QUICK]) == 0
