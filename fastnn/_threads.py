@@ -8,8 +8,10 @@ A single-thread region starts no pool, so, as PyTorch's data loader does for its
 os.register_at_fork handler makes the child run every fastnn kernel on one thread: the same results
 (only thread-partial sums, such as conv1d_backward's, may round differently), never a hang.
 """
+import contextlib
 import os
 import sys
+import threading
 import warnings
 
 # 0: each runtime's default; n > 0: at most n threads per parallel loop. Read by the Numba backend
@@ -64,10 +66,60 @@ def get_num_threads():
         return os.cpu_count() or 1
 
 
+# One BLAS thread during a call that runs its own GEMMs on several threads (single_threaded_blas).
+_blas_lock = threading.Lock()
+_blas_controller = None  # threadpoolctl's controller of the BLAS libraries loaded, made on first use
+_blas_users = 0  # calls inside single_threaded_blas, across threads
+_blas_limiter = None  # restores the BLAS thread counts when the last of them leaves
+_blas_threads = 0  # BLAS's own thread count before the first of them entered (0: not controllable)
+
+
+def _blas_libraries():
+    global _blas_controller
+    if _blas_controller is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+            _blas_controller = ThreadpoolController().select(user_api="blas")
+        except Exception:  # threadpoolctl missing or unable to inspect this process: leave BLAS alone
+            _blas_controller = False
+    return _blas_controller
+
+
+@contextlib.contextmanager
+def single_threaded_blas():
+    """Within: every BLAS call of the process runs on one thread; yields how many threads BLAS had
+    before (the most it may use), or 0 when BLAS cannot be controlled (then nothing is changed).
+
+    For kernels that run many small GEMMs on their own threads, each followed by work on its
+    result while it is in cache (the RBF Gram): a multithreaded BLAS alternating with other threads
+    spins and synchronises between calls. scikit-learn's KMeans pins BLAS the same way
+    (threadpoolctl). Nested and concurrent uses share one limit, restored when the last one leaves;
+    meanwhile other threads' BLAS calls run on one thread too.
+    """
+    global _blas_users, _blas_limiter, _blas_threads
+    with _blas_lock:
+        if _blas_users == 0:
+            libraries = _blas_libraries()
+            _blas_threads = min((lib.num_threads for lib in libraries.lib_controllers), default=0) if libraries else 0
+            _blas_limiter = libraries.limit(limits=1) if _blas_threads else None
+        _blas_users += 1
+        threads = _blas_threads
+    try:
+        yield threads
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0 and _blas_limiter is not None:
+                _blas_limiter.restore_original_limits()
+                _blas_limiter = None
+
+
 def _after_fork_in_child():
-    global _forked
+    global _forked, _blas_lock, _blas_users, _blas_limiter
     _forked = True
     _set(1)
+    # A fork during another thread's pinned call: a fresh lock, and the child keeps one BLAS thread.
+    _blas_lock, _blas_users, _blas_limiter = threading.Lock(), 0, None
 
 
 if hasattr(os, "register_at_fork"):

@@ -1,4 +1,7 @@
 """Gram matrices agree with scikit-learn's pairwise kernels and are exactly symmetric when Y is None."""
+import contextlib
+import threading
+
 import numpy as np
 import pytest
 from sklearn.metrics.pairwise import pairwise_kernels
@@ -86,14 +89,25 @@ def test_rbf_of_near_duplicates_far_from_origin(with_y, backend, dtype):
     np.testing.assert_allclose(K, exact, rtol=0, atol=1e-6 if dtype == "float32" else 1e-12)
 
 
-def test_rbf_accuracy_across_tile_boundaries(backend, monkeypatch):
-    """Duplicates planted on both sides of the row bands and column chunks of the compiled backends' tiles."""
+@contextlib.contextmanager
+def _uncontrollable_blas():
+    yield 0  # as single_threaded_blas does when threadpoolctl finds no BLAS it can control
+
+
+@pytest.mark.parametrize("blas", ["one thread", "threaded"])
+def test_rbf_accuracy_across_tile_boundaries(blas, backend, monkeypatch):
+    """Duplicates planted on both sides of the compiled backends' tile boundaries, on both tile paths:
+    tiles spread over fastnn's threads with BLAS held to one thread, and the threaded-BLAS fallback."""
+    if blas == "threaded":
+        monkeypatch.setattr(compiled, "single_threaded_blas", _uncontrollable_blas)
     monkeypatch.setattr(compiled, "RBF_BAND_ROWS", 256)
     monkeypatch.setattr(compiled, "RBF_COLUMN_CHUNK", 1024)
+    monkeypatch.setattr(compiled, "RBF_TILE_ROWS", 256)
+    monkeypatch.setattr(compiled, "RBF_TILE_COLUMNS", 512)
     rng = np.random.default_rng(6)
     X = (500 + rng.random((600, 24))).astype(np.float32)
     Y = (500 + rng.random((1100, 24))).astype(np.float32)
-    planted = [(255, 1023), (256, 1024), (511, 0), (599, 1099), (0, 700)]
+    planted = [(255, 1023), (256, 1024), (511, 0), (599, 1099), (0, 700), (255, 511), (256, 512)]
     for i, j in planted:
         Y[j] = X[i]
     K = fastnn.gram(X, Y, gamma=1.0, backend=backend)
@@ -101,10 +115,49 @@ def test_rbf_accuracy_across_tile_boundaries(backend, monkeypatch):
         assert K[i, j] == 1.0
     sample = rng.choice(600, 40, replace=False)
     np.testing.assert_allclose(K[sample], exact_rbf(X[sample], Y, 1.0), rtol=0, atol=1e-6)
+    X[[300, 557]] = X[[10, 256]]  # duplicates within X too, across the symmetric tiles' bands
     K_sym = fastnn.gram(X, gamma=1.0, backend=backend)
     np.testing.assert_array_equal(K_sym, K_sym.T)
     np.testing.assert_array_equal(np.diag(K_sym), 1)
+    assert K_sym[10, 300] == K_sym[256, 557] == 1.0
     np.testing.assert_allclose(K_sym[sample], exact_rbf(X[sample], X, 1.0), rtol=0, atol=1e-6)
+
+
+def _blas_threads():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    return [lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
+
+
+def test_rbf_gram_restores_blas_threads(backend, monkeypatch):
+    """The RBF Gram holds BLAS to one thread while its threads compute tiles, then restores it: after
+    a call, after a failing call, and after concurrent calls from several threads."""
+    before = _blas_threads()
+    X = np.random.default_rng(8).random((700, 30))
+    fastnn.gram(X, backend=backend)
+    assert _blas_threads() == before
+    seen = []
+
+    def failing_epilogue(*args):
+        seen.append(_blas_threads())
+        raise RuntimeError("epilogue failed")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(compiled, "RBF_TILE_ROWS", 64)
+        with pytest.raises(RuntimeError, match="epilogue failed"):
+            compiled.rbf_tiles(X, None, 0.1, np.empty((700, 700)), failing_epilogue)
+    assert _blas_threads() == before
+    if before:
+        assert seen[0] == [1] * len(before)  # pinned while the tiles ran
+        assert len(seen) <= fastnn.get_num_threads()  # each thread stopped at its first failure
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(fastnn.gram(X, backend=backend))) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert _blas_threads() == before
+    for K in results:
+        np.testing.assert_array_equal(K, results[0])
 
 
 @pytest.mark.parametrize("kernel", sorted(KERNEL_PARAMS))

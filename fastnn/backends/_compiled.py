@@ -11,7 +11,7 @@ import threading
 
 import numpy as np
 
-from .._threads import get_num_threads
+from .._threads import get_num_threads, single_threaded_blas
 from .rbf_numerics import RBF_TOLERANCE, expansion_error_per_norm
 
 # Largest batch the small-matrix kernels take: measured crossover with BLAS at 784 -> 128 (N=6 to 7).
@@ -97,7 +97,8 @@ def _split_rows(start, stop, parts, multiple):
     return [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
 
 
-# RBF tiles: a band of rows times a chunk of columns of float64 inner products (16 MiB). Each tile
+# RBF tiles with a multithreaded BLAS (gram_matvec, gram_rows, and gram when BLAS cannot be held to one
+# thread): a band of rows times a chunk of columns of float64 inner products (16 MiB). Each tile
 # alternates a BLAS call with threaded epilogues, and that switch costs (OpenBLAS workers spin after
 # a call): 256 x 1024 tiles measured ~2x slower at 5000 x 784 than these.
 RBF_BAND_ROWS = 512
@@ -176,19 +177,85 @@ def _thread_ranges(rows):
     return _split_rows(0, rows, get_num_threads(), EPILOGUE_TILE)
 
 
+# The full RBF Gram's tiles when BLAS can be held to one thread (rbf_tiles): each worker thread computes
+# a tile's float64 products with a single-threaded GEMM into its own buffer (1 MiB, so it is still in
+# L2 for the epilogue) and writes the tile's kernel values at once. No BLAS call alternates with
+# threaded epilogues, and the threads take tiles as they finish, so one slow core delays no other.
+RBF_TILE_ROWS = 256
+RBF_TILE_COLUMNS = 512
+
+
+def tile_grid(n_x, n_y, rows, columns, symmetric):
+    """(r0, r1, c0, c1) tiles of at most rows x columns covering K (n_x, n_y); symmetric: only pairs
+    i <= j, each exactly once (a band's columns start at its first row, so with rows and columns
+    multiples of 64 every tile starts on the epilogues' 64-grid)."""
+    return [(r0, min(n_x, r0 + rows), c0, min(n_y, c0 + columns))
+            for r0 in range(0, n_x, rows) for c0 in range(r0 if symmetric else 0, n_y, columns)]
+
+
+def run_tiles(tiles, workers, compute_tile):
+    """compute_tile(r0, r1, c0, c1, buffer) for every tile, on `workers` threads that take the next tile
+    as they finish one; each thread has its own float64 buffer of RBF_TILE_ROWS * RBF_TILE_COLUMNS.
+    The first exception stops every thread before its next tile and is raised here."""
+    lock = threading.Lock()
+    pending = iter(tiles)
+    failed = []
+
+    def work():
+        buffer = np.empty(RBF_TILE_ROWS * RBF_TILE_COLUMNS)
+        while not failed:
+            with lock:
+                tile = next(pending, None)
+            if tile is None:
+                return
+            try:
+                compute_tile(*tile, buffer)
+            except BaseException:
+                failed.append(True)
+                raise
+
+    run_on_threads(work, [()] * workers)
+
+
 def rbf_tiles(X, Y, gamma, K, tile_epilogue):
     """Fill K with exp(-gamma ||x - y||^2), accurate to RBF_TOLERANCE plus K's own rounding.
 
     Whatever K's dtype, the squared distances come from float64 inner products of centered rows
-    (scikit-learn also upcasts float32 here), tile by tile (rbf_tile_loop); tile_epilogue(G, K, row0,
-    col0, row_start, row_stop, x_sq, y_sq, X, Y, gamma, error_per_norm, tolerance, symmetric) writes
-    the tile's kernel values, recomputing as sum((x - y)^2) of the original rows (whose differences
-    are exact when the rows are close) the pairs whose expansion may have cancelled (near-duplicates
-    far from the origin). With Y None only tiles on or above the diagonal are computed, then mirrored.
-    Memory beyond K: the float64 copies of X and Y and one 16 MiB tile.
+    (scikit-learn also upcasts float32 here), tile by tile; tile_epilogue(G, K, row0, col0,
+    row_start, row_stop, x_sq, y_sq, X, Y, gamma, error_per_norm, tolerance, symmetric) writes the
+    tile's kernel values, recomputing as sum((x - y)^2) of the original rows (whose differences are
+    exact when the rows are close) the pairs whose expansion may have cancelled (near-duplicates far
+    from the origin). With Y None only tiles on or above the diagonal are computed, then mirrored.
+
+    With BLAS held to one thread (single_threaded_blas) the tiles are spread over worker threads
+    (run_tiles), each GEMM followed by its epilogue; otherwise (a BLAS threadpoolctl cannot control)
+    one large tile at a time, a threaded BLAS call then threaded epilogues (rbf_tile_loop).
+    Memory beyond K: the float64 copies of X and Y, and a 1 MiB tile per thread (else one of 16 MiB).
     """
     symmetric = Y is None
     constants = (gamma, expansion_error_per_norm(X.shape[1]), RBF_TOLERANCE, symmetric)
+    with single_threaded_blas() as blas_threads:
+        if not blas_threads:
+            _rbf_tiles_threaded_blas(X, Y, K, tile_epilogue, constants)
+            return
+        mean = X.mean(axis=0, dtype=np.float64)
+        x = CenteredRows(X, mean, precompute=True)
+        y = x if symmetric else CenteredRows(Y, mean, precompute=True)
+        tiles = tile_grid(K.shape[0], K.shape[1], RBF_TILE_ROWS, RBF_TILE_COLUMNS, symmetric)
+
+        def compute_tile(r0, r1, c0, c1, buffer):
+            G = buffer[:(r1 - r0) * (c1 - c0)].reshape(r1 - r0, c1 - c0)
+            np.matmul(x.copy[r0:r1], y.copy[c0:c1].T, out=G)
+            tile_epilogue(G, K, r0, c0, 0, r1 - r0, x.sq, y.sq, X, y.A, *constants)
+
+        if tiles:
+            run_tiles(tiles, max(1, min(get_num_threads(), blas_threads, len(tiles))), compute_tile)
+
+
+def _rbf_tiles_threaded_blas(X, Y, K, tile_epilogue, constants):
+    """rbf_tiles with BLAS's own threads: band x chunk tiles of RBF_BAND_ROWS x RBF_COLUMN_CHUNK, each
+    a threaded GEMM, then its epilogue on fastnn's threads (run_on_threads)."""
+    symmetric = Y is None
 
     def write_tile(G, r0, r1, c0, c1, x, y):
         run_on_threads(tile_epilogue, [(G, K, r0, c0, a, b, x.sq, y.sq, X, x.A if symmetric else Y, *constants)
