@@ -89,28 +89,33 @@ def set_max_threads(int n):
 
 
 def gram_epilogue_symmetric(floating[:, ::1] K, Py_ssize_t row_start, Py_ssize_t row_stop,
+                            Py_ssize_t col_start, Py_ssize_t col_stop,
                             int code, floating gamma, long degree, floating coef0):
-    """For rows [row_start, row_stop) of K = X @ X.T (row_start a multiple of 64; only their upper part
-    need hold inner products): transform each upper tile, then copy it to its mirror tile while still
-    in cache, so K is exactly symmetric and each pair is computed once.
+    """For the pairs i <= j of rows [row_start, row_stop) and columns [col_start, col_stop) of
+    K = X @ X.T (row_start, col_start multiples of 64; only those pairs need hold inner products):
+    transform each upper tile, then copy it to its mirror tile while still in cache, so K is exactly
+    symmetric and each pair is computed once.
 
-    Serial and GIL-free: the caller runs disjoint row ranges on several threads. Tile row t reads
-    only its own rows and writes the lower triangle in columns t*TILE..(t+1)*TILE-1 of later rows,
-    which no other tile row reads or writes. (No OpenMP here: this alternates with BLAS calls, and
-    OpenMP workers spinning between regions took the cores BLAS needed.)
+    Serial and GIL-free: the caller runs disjoint row ranges (or column ranges) on several threads.
+    Tile row t reads only its own rows and writes the lower triangle in columns t*TILE..(t+1)*TILE-1
+    of later rows, which no other tile row reads or writes. (No OpenMP here: this alternates with
+    BLAS calls, and OpenMP workers spinning between regions took the cores BLAS needed.)
     """
-    cdef Py_ssize_t n = K.shape[0], n_tiles = (n + TILE - 1) // TILE
+    cdef Py_ssize_t n = K.shape[0]
     cdef Py_ssize_t first_tile = row_start // TILE, stop_tile = (row_stop + TILE - 1) // TILE
+    cdef Py_ssize_t first_col_tile = col_start // TILE, stop_col_tile = (col_stop + TILE - 1) // TILE
     cdef Py_ssize_t t, u, i, j_start, j_stop, i_start, i_stop
-    if row_start % TILE:
-        raise ValueError(f"row_start must be a multiple of {TILE}, got {row_start}")
+    if row_start % TILE or col_start % TILE:
+        raise ValueError(f"row_start and col_start must be multiples of {TILE}, got {row_start}, {col_start}")
+    if not (0 <= row_start <= row_stop <= n and 0 <= col_start <= col_stop <= n):
+        raise ValueError("gram_epilogue_symmetric: rows or columns outside K")
     with nogil:
         for t in range(first_tile, stop_tile):
             i_start = t * TILE
             i_stop = min(row_stop, i_start + TILE)
-            for u in range(t, n_tiles):
+            for u in range(max(t, first_col_tile), stop_col_tile):
                 j_start = u * TILE
-                j_stop = min(n, j_start + TILE)
+                j_stop = min(col_stop, j_start + TILE)
                 for i in range(i_start, i_stop):
                     transform_row(&K[i, 0], max(i, j_start), j_stop, code, gamma, degree, coef0)
                 mirror_tile(&K[0, 0], n, i_start, i_stop, j_start, j_stop)

@@ -12,6 +12,11 @@ from fastnn.backends import _compiled as compiled
 KERNEL_PARAMS = {"linear": {}, "poly": dict(gamma=0.2, degree=3, coef0=1.0), "rbf": dict(gamma=0.1)}
 
 
+@contextlib.contextmanager
+def _uncontrollable_blas():
+    yield 0  # as single_threaded_blas does when threadpoolctl finds no BLAS it can control
+
+
 @pytest.mark.parametrize("kernel", sorted(KERNEL_PARAMS))
 @pytest.mark.parametrize("with_y", [False, True])
 def test_matches_scikit_learn(kernel, with_y, backend, dtype):
@@ -31,6 +36,28 @@ def test_symmetric_exactly_with_unit_rbf_diagonal(kernel, backend, dtype):
     X = np.random.default_rng(1).standard_normal((700, 9)).astype(dtype)  # several row blocks, odd tiles
     K = fastnn.gram(X, kernel=kernel, backend=backend)
     np.testing.assert_array_equal(K, K.T)
+    if kernel == "rbf":
+        np.testing.assert_array_equal(np.diag(K), 1)
+
+
+@pytest.mark.parametrize("kernel", sorted(KERNEL_PARAMS))
+@pytest.mark.parametrize("blas", ["one thread", "threaded"])
+def test_symmetric_gram_on_both_tile_paths(kernel, blas, backend, dtype, monkeypatch):
+    """Y None on small tiles (many of them, ragged at the edges): the tiles spread over fastnn's threads
+    with BLAS held to one thread, and the threaded-BLAS bands, both equal to the reference."""
+    if blas == "threaded":
+        monkeypatch.setattr(compiled, "single_threaded_blas", _uncontrollable_blas)
+    monkeypatch.setattr(compiled, "RBF_TILE_ROWS", 128)
+    monkeypatch.setattr(compiled, "RBF_TILE_COLUMNS", 192)
+    monkeypatch.setattr(compiled, "SYMMETRIC_BAND_ROWS", 128)
+    monkeypatch.setattr(compiled, "RBF_BAND_ROWS", 128)
+    monkeypatch.setattr(compiled, "RBF_COLUMN_CHUNK", 192)
+    X = np.random.default_rng(9).standard_normal((701, 13)).astype(dtype)
+    K = fastnn.gram(X, kernel=kernel, backend=backend, **KERNEL_PARAMS[kernel])
+    expected = fastnn.gram(X, kernel=kernel, backend="numpy", **KERNEL_PARAMS[kernel])
+    np.testing.assert_array_equal(K, K.T)
+    rtol = 1e-5 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(K, expected, rtol=rtol, atol=rtol * np.abs(expected).max())
     if kernel == "rbf":
         np.testing.assert_array_equal(np.diag(K), 1)
 
@@ -87,11 +114,6 @@ def test_rbf_of_near_duplicates_far_from_origin(with_y, backend, dtype):
     pairs = exact > 1e-3
     assert pairs.sum() == 80  # 40 self pairs and 40 near-duplicate pairs (both orders), with Y reversed too
     np.testing.assert_allclose(K, exact, rtol=0, atol=1e-6 if dtype == "float32" else 1e-12)
-
-
-@contextlib.contextmanager
-def _uncontrollable_blas():
-    yield 0  # as single_threaded_blas does when threadpoolctl finds no BLAS it can control
 
 
 @pytest.mark.parametrize("blas", ["one thread", "threaded"])

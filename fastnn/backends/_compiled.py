@@ -193,16 +193,17 @@ def tile_grid(n_x, n_y, rows, columns, symmetric):
             for r0 in range(0, n_x, rows) for c0 in range(r0 if symmetric else 0, n_y, columns)]
 
 
-def run_tiles(tiles, workers, compute_tile):
+def run_tiles(tiles, workers, compute_tile, buffer_size=None):
     """compute_tile(r0, r1, c0, c1, buffer) for every tile, on `workers` threads that take the next tile
-    as they finish one; each thread has its own float64 buffer of RBF_TILE_ROWS * RBF_TILE_COLUMNS.
-    The first exception stops every thread before its next tile and is raised here."""
+    as they finish one; each thread has its own float64 buffer of buffer_size elements (default
+    RBF_TILE_ROWS * RBF_TILE_COLUMNS). The first exception stops every thread before its next tile
+    and is raised here."""
     lock = threading.Lock()
     pending = iter(tiles)
     failed = []
 
     def work():
-        buffer = np.empty(RBF_TILE_ROWS * RBF_TILE_COLUMNS)
+        buffer = np.empty(RBF_TILE_ROWS * RBF_TILE_COLUMNS if buffer_size is None else buffer_size)
         while not failed:
             with lock:
                 tile = next(pending, None)
@@ -308,11 +309,12 @@ def make_gram_kernel(epilogue, symmetric_epilogue, rbf_tile_epilogue):
 
     RBF: rbf_tiles, around rbf_tile_epilogue. Linear and polynomial: with Y given, one BLAS call
     fills K with X @ Y.T and epilogue(K, code, gamma, degree, coef0) turns it into kernel values
-    in place. With Y None, K is filled in bands of rows: one GEMM computes a band's
-    upper part only (each pair once, like syrk; measured faster than NumPy's syrk path, which also
-    copies the triangle), then symmetric_epilogue(K, row_start, row_stop, code, gamma, degree, coef0)
-    transforms the band and mirrors it while it is in cache, so K is exactly symmetric. code comes
-    from KERNEL_CODES and the scalars are in K's dtype. No memory beyond K.
+    in place. With Y None only the pairs i <= j are computed (each once, like syrk; measured faster
+    than NumPy's syrk path, which also copies the triangle): GEMMs write tiles of the upper part of
+    K, then symmetric_epilogue(K, row_start, row_stop, col_start, col_stop, code, gamma, degree,
+    coef0) transforms each tile and mirrors it while it is in cache, so K is exactly symmetric
+    (symmetric_gram). code comes from KERNEL_CODES and the scalars are in K's dtype. No memory
+    beyond K.
     """
 
     def gram(X, Y, kernel, gamma, degree, coef0, K):
@@ -322,19 +324,40 @@ def make_gram_kernel(epilogue, symmetric_epilogue, rbf_tile_epilogue):
         code = KERNEL_CODES[kernel]
         scalars = (code, K.dtype.type(gamma), degree, K.dtype.type(coef0))
         if Y is None:
-            n = X.shape[0]
-            workers = get_num_threads()
-            for start in range(0, n, SYMMETRIC_BAND_ROWS):
-                stop = min(n, start + SYMMETRIC_BAND_ROWS)
-                np.matmul(X[start:stop], X[start:].T, out=K[start:stop, start:])
-                ranges = _split_rows(start, stop, workers, EPILOGUE_TILE)
-                run_on_threads(symmetric_epilogue, [(K, a, b, *scalars) for a, b in ranges])
+            symmetric_gram(X, K, symmetric_epilogue, scalars)
         else:
             np.matmul(X, Y.T, out=K)
             if code:
                 epilogue(K, *scalars)
 
     return gram
+
+
+def symmetric_gram(X, K, symmetric_epilogue, scalars):
+    """K = kernel(X @ X.T) for the linear and poly kernels, each pair computed once and mirrored.
+
+    With BLAS held to one thread, tiles of the upper part (as rbf_tiles') are spread over fastnn's
+    threads, each a GEMM straight into K followed by its epilogue while in cache; otherwise bands of
+    SYMMETRIC_BAND_ROWS rows, a threaded GEMM then the band's epilogue on fastnn's threads.
+    """
+    n = X.shape[0]
+    with single_threaded_blas() as blas_threads:
+        if blas_threads:
+            def compute_tile(r0, r1, c0, c1, buffer):
+                np.matmul(X[r0:r1], X[c0:c1].T, out=K[r0:r1, c0:c1])
+                symmetric_epilogue(K, r0, r1, c0, c1, *scalars)
+
+            tiles = tile_grid(n, n, RBF_TILE_ROWS, RBF_TILE_COLUMNS, True)
+            if tiles:
+                run_tiles(tiles, max(1, min(get_num_threads(), blas_threads, len(tiles))), compute_tile,
+                          buffer_size=0)
+            return
+    workers = get_num_threads()
+    for start in range(0, n, SYMMETRIC_BAND_ROWS):
+        stop = min(n, start + SYMMETRIC_BAND_ROWS)
+        np.matmul(X[start:stop], X[start:].T, out=K[start:stop, start:])
+        ranges = _split_rows(start, stop, workers, EPILOGUE_TILE)
+        run_on_threads(symmetric_epilogue, [(K, a, b, start, n, *scalars) for a, b in ranges])
 
 
 # Inference -----------------------------------------------------------------------------------------

@@ -404,18 +404,17 @@ MIRROR_TILE = 64
 
 
 @njit(cache=True, nogil=True)
-def _gram_epilogue_symmetric_kernel(K, row_start, row_stop, code, gamma, degree, coef0, one):
-    """Rows [row_start, row_stop) (row_start a multiple of MIRROR_TILE): transform each upper tile and
-    copy it to its mirror tile while in cache; serial, the caller threads it (see _gram.pyx)."""
-    n = K.shape[0]
-    n_tiles = (n + MIRROR_TILE - 1) // MIRROR_TILE
+def _gram_epilogue_symmetric_kernel(K, row_start, row_stop, col_start, col_stop, code, gamma, degree, coef0, one):
+    """Pairs i <= j of rows [row_start, row_stop) x columns [col_start, col_stop) (both starts multiples
+    of MIRROR_TILE): transform each upper tile and copy it to its mirror tile while in cache; serial,
+    the caller threads it (see gram_epilogue_symmetric in _gram.pyx)."""
     first_tile = row_start // MIRROR_TILE
     for t in range(first_tile, (row_stop + MIRROR_TILE - 1) // MIRROR_TILE):
         i_start = t * MIRROR_TILE
         i_stop = min(row_stop, i_start + MIRROR_TILE)
-        for u in range(t, n_tiles):
+        for u in range(max(t, col_start // MIRROR_TILE), (col_stop + MIRROR_TILE - 1) // MIRROR_TILE):
             j_start = u * MIRROR_TILE
-            j_stop = min(n, j_start + MIRROR_TILE)
+            j_stop = min(col_stop, j_start + MIRROR_TILE)
             for i in range(i_start, i_stop):
                 _transform_row(K, i, max(i, j_start), j_stop, code, gamma, degree, coef0, one)
             _mirror_tile(K, i_start, i_stop, j_start, j_stop)
@@ -434,8 +433,9 @@ def _gram_epilogue(K, code, gamma, degree, coef0):
     kernel(K, code, gamma, degree, coef0, K.dtype.type(1))
 
 
-def _gram_epilogue_symmetric(K, row_start, row_stop, code, gamma, degree, coef0):
-    _gram_epilogue_symmetric_kernel(K, row_start, row_stop, code, gamma, degree, coef0, K.dtype.type(1))
+def _gram_epilogue_symmetric(K, row_start, row_stop, col_start, col_stop, code, gamma, degree, coef0):
+    _gram_epilogue_symmetric_kernel(K, row_start, row_stop, col_start, col_stop, code, gamma, degree, coef0,
+                                    K.dtype.type(1))
 
 
 @njit(cache=True, nogil=True, inline="always")
