@@ -76,7 +76,13 @@ def gram(X, Y=None, *, kernel="rbf", gamma=None, degree=3, coef0=1.0, backend=No
     sum((x - y)^2) (fastnn.backends.rbf_numerics). The linear and poly kernels are one GEMM in the
     input dtype, as in scikit-learn.
 
-    Work memory beyond K: for 'rbf', float64 copies of X and Y and a 16 MiB tile; otherwise none.
+    Work memory beyond K: for 'rbf', float64 copies of X and Y and a 2 MiB tile per thread (16 MiB in
+    all when BLAS threads cannot be controlled); otherwise none.
+
+    Threads: the compiled backends compute an RBF Gram, and any Gram with Y None, in tiles on
+    fastnn.get_num_threads() threads (at most as many as BLAS may use), each tile a single-threaded
+    GEMM followed by its kernel values; during the call, BLAS is held to one thread for the whole
+    process (threadpoolctl, as scikit-learn's KMeans does) and restored afterwards.
 
     Dask arrays (X or Y) give a Dask array: one task per tile of X's and Y's row chunks, each computed
     by this function on a worker (fastnn._dask); with Y None each off-diagonal pair of tiles once.

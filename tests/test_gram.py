@@ -47,8 +47,8 @@ def test_symmetric_gram_on_both_tile_paths(kernel, blas, backend, dtype, monkeyp
     with BLAS held to one thread, and the threaded-BLAS bands, both equal to the reference."""
     if blas == "threaded":
         monkeypatch.setattr(compiled, "single_threaded_blas", _uncontrollable_blas)
-    monkeypatch.setattr(compiled, "RBF_TILE_ROWS", 128)
-    monkeypatch.setattr(compiled, "RBF_TILE_COLUMNS", 192)
+    monkeypatch.setattr(compiled, "GRAM_TILE_ROWS", 128)
+    monkeypatch.setattr(compiled, "GRAM_TILE_COLUMNS", 192)
     monkeypatch.setattr(compiled, "SYMMETRIC_BAND_ROWS", 128)
     monkeypatch.setattr(compiled, "RBF_BAND_ROWS", 128)
     monkeypatch.setattr(compiled, "RBF_COLUMN_CHUNK", 192)
@@ -124,8 +124,8 @@ def test_rbf_accuracy_across_tile_boundaries(blas, backend, monkeypatch):
         monkeypatch.setattr(compiled, "single_threaded_blas", _uncontrollable_blas)
     monkeypatch.setattr(compiled, "RBF_BAND_ROWS", 256)
     monkeypatch.setattr(compiled, "RBF_COLUMN_CHUNK", 1024)
-    monkeypatch.setattr(compiled, "RBF_TILE_ROWS", 256)
-    monkeypatch.setattr(compiled, "RBF_TILE_COLUMNS", 512)
+    monkeypatch.setattr(compiled, "GRAM_TILE_ROWS", 256)
+    monkeypatch.setattr(compiled, "GRAM_TILE_COLUMNS", 512)
     rng = np.random.default_rng(6)
     X = (500 + rng.random((600, 24))).astype(np.float32)
     Y = (500 + rng.random((1100, 24))).astype(np.float32)
@@ -164,7 +164,7 @@ def test_rbf_gram_restores_blas_threads(backend, monkeypatch):
         raise RuntimeError("epilogue failed")
 
     with monkeypatch.context() as patch:
-        patch.setattr(compiled, "RBF_TILE_ROWS", 64)
+        patch.setattr(compiled, "GRAM_TILE_ROWS", 64)
         with pytest.raises(RuntimeError, match="epilogue failed"):
             compiled.rbf_tiles(X, None, 0.1, np.empty((700, 700)), failing_epilogue)
     assert _blas_threads() == before
