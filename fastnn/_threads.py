@@ -43,7 +43,9 @@ def set_num_threads(n):
 
     The limit applies to the Cython OpenMP regions and the Numba parallel kernels of this process;
     1 runs them serially. In a child made by fork it stays 1 (with a warning for n > 1): the
-    inherited OpenMP thread pool cannot run more. BLAS threads are not affected.
+    inherited OpenMP thread pool cannot run more. BLAS's own thread count is not changed, but the
+    compiled Gram kernels run their tiles' GEMMs on fastnn's threads (at most min(n, BLAS's
+    threads), with BLAS held to one thread during the call: single_threaded_blas).
     """
     if n is None:
         n = 0
