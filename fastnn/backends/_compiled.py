@@ -7,6 +7,7 @@ np.matmul: NumPy's bundled OpenBLAS is the fastest BLAS reachable here (measured
 one scipy.linalg.cython_blas exposes, at every size we benchmark), so compiled code only does what
 BLAS cannot: the single fused pass that applies the ReLU mask and reduces the bias gradient.
 """
+import contextlib
 import threading
 
 import numpy as np
@@ -195,6 +196,19 @@ def tile_grid(n_x, n_y, rows, columns, symmetric):
             for r0 in range(0, n_x, rows) for c0 in range(r0 if symmetric else 0, n_y, columns)]
 
 
+@contextlib.contextmanager
+def tile_workers(n_tiles):
+    """Yield how many threads compute n_tiles tiles, each a single-threaded GEMM: min(fastnn's threads,
+    BLAS's threads, n_tiles) with BLAS held to one thread meanwhile (single_threaded_blas), or 0 when
+    BLAS cannot be controlled (the caller then falls back to threaded BLAS calls). At most one tile:
+    1, and BLAS is left alone (a small call pays nothing for the pinning)."""
+    if n_tiles <= 1:
+        yield 1
+        return
+    with single_threaded_blas() as blas_threads:
+        yield max(1, min(get_num_threads(), blas_threads, n_tiles)) if blas_threads else 0
+
+
 def run_tiles(tiles, workers, compute_tile, buffer_size=None):
     """compute_tile(r0, r1, c0, c1, buffer) for every tile, on `workers` threads that take the next tile
     as they finish one; each thread has its own float64 buffer of buffer_size elements (default
@@ -237,22 +251,23 @@ def rbf_tiles(X, Y, gamma, K, tile_epilogue):
     """
     symmetric = Y is None
     constants = (gamma, expansion_error_per_norm(X.shape[1]), RBF_TOLERANCE, symmetric)
-    with single_threaded_blas() as blas_threads:
-        if not blas_threads:
-            _rbf_tiles_threaded_blas(X, Y, K, tile_epilogue, constants)
+    tiles = tile_grid(K.shape[0], K.shape[1], GRAM_TILE_ROWS, GRAM_TILE_COLUMNS, symmetric)
+    if not tiles:
+        return
+    with tile_workers(len(tiles)) as workers:
+        if workers:
+            mean = X.mean(axis=0, dtype=np.float64)
+            x = CenteredRows(X, mean, precompute=True)
+            y = x if symmetric else CenteredRows(Y, mean, precompute=True)
+
+            def compute_tile(r0, r1, c0, c1, buffer):
+                G = buffer[:(r1 - r0) * (c1 - c0)].reshape(r1 - r0, c1 - c0)
+                np.matmul(x.copy[r0:r1], y.copy[c0:c1].T, out=G)
+                tile_epilogue(G, K, r0, c0, 0, r1 - r0, x.sq, y.sq, X, y.A, *constants)
+
+            run_tiles(tiles, workers, compute_tile)
             return
-        mean = X.mean(axis=0, dtype=np.float64)
-        x = CenteredRows(X, mean, precompute=True)
-        y = x if symmetric else CenteredRows(Y, mean, precompute=True)
-        tiles = tile_grid(K.shape[0], K.shape[1], GRAM_TILE_ROWS, GRAM_TILE_COLUMNS, symmetric)
-
-        def compute_tile(r0, r1, c0, c1, buffer):
-            G = buffer[:(r1 - r0) * (c1 - c0)].reshape(r1 - r0, c1 - c0)
-            np.matmul(x.copy[r0:r1], y.copy[c0:c1].T, out=G)
-            tile_epilogue(G, K, r0, c0, 0, r1 - r0, x.sq, y.sq, X, y.A, *constants)
-
-        if tiles:
-            run_tiles(tiles, max(1, min(get_num_threads(), blas_threads, len(tiles))), compute_tile)
+    _rbf_tiles_threaded_blas(X, Y, K, tile_epilogue, constants)
 
 
 def _rbf_tiles_threaded_blas(X, Y, K, tile_epilogue, constants):
@@ -343,16 +358,14 @@ def symmetric_gram(X, K, symmetric_epilogue, scalars):
     SYMMETRIC_BAND_ROWS rows, a threaded GEMM then the band's epilogue on fastnn's threads.
     """
     n = X.shape[0]
-    with single_threaded_blas() as blas_threads:
-        if blas_threads:
+    tiles = tile_grid(n, n, GRAM_TILE_ROWS, GRAM_TILE_COLUMNS, True)
+    with tile_workers(len(tiles)) as workers:
+        if workers:
             def compute_tile(r0, r1, c0, c1, buffer):
                 np.matmul(X[r0:r1], X[c0:c1].T, out=K[r0:r1, c0:c1])
                 symmetric_epilogue(K, r0, r1, c0, c1, *scalars)
 
-            tiles = tile_grid(n, n, GRAM_TILE_ROWS, GRAM_TILE_COLUMNS, True)
-            if tiles:
-                run_tiles(tiles, max(1, min(get_num_threads(), blas_threads, len(tiles))), compute_tile,
-                          buffer_size=0)
+            run_tiles(tiles, workers, compute_tile, buffer_size=0)
             return
     workers = get_num_threads()
     for start in range(0, n, SYMMETRIC_BAND_ROWS):
