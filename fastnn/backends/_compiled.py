@@ -437,17 +437,11 @@ def blas_dense_forward(X, sizes, activation, params, out):
             h = z
 
 
-_blas_threads = None
-
-
 def _one_blas_thread():
-    """A context in which BLAS (NumPy's OpenBLAS, and any other BLAS loaded) runs single-threaded."""
-    global _blas_threads
-    if _blas_threads is None:
-        from threadpoolctl import ThreadpoolController
-
-        _blas_threads = ThreadpoolController()
-    return _blas_threads.limit(limits=1, user_api="blas")
+    """A context in which BLAS (NumPy's OpenBLAS, and any other BLAS loaded) runs single-threaded:
+    fastnn._threads.single_threaded_blas, which nested and concurrent uses (a Gram computed while a
+    layer epoch runs) share, restoring BLAS's threads when the last one leaves."""
+    return single_threaded_blas()
 
 
 def dense_forward(compiled_forward, blas_from=BLAS_FORWARD_MIN_WORK_PER_ROW):
