@@ -1,10 +1,11 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
 """Gram-matrix epilogues for the Cython backend.
 
-fastnn.backends._compiled has BLAS fill K with X @ Y.T (for Y = X, band by band, only the upper
-part), then these functions turn the inner products into kernel values in place, in parallel. The
-symmetric one transforms the upper triangle of a band and mirrors it tile by tile, so each pair is
-computed once and K is exactly symmetric. The float64 mirror writes use streaming stores
+fastnn.backends._compiled has BLAS fill K with X @ Y.T (for Y = X only the upper part, in tiles
+that its threads compute with single-threaded GEMMs, or bands when BLAS keeps its own threads), then
+these functions turn the inner products into kernel values in place. The symmetric one transforms
+the upper part of a tile or band and mirrors it 64 x 64 block by block, so each pair is computed once
+and K is exactly symmetric. The float64 mirror writes use streaming stores
 (gram_mirror.h).
 
 The RBF kernel has its own epilogue, rbf_tile_epilogue: its squared distances come from float64
