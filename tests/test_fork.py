@@ -64,8 +64,8 @@ SCRIPT = textwrap.dedent(r"""
                                             batch_size=20, optimizer="adam", learning_rate=1e-3, backend=backend)[0]
         out["cnn"] = fastnn.cnn1d_train_epoch(xs, y, order, p_cnn, np.zeros((2, p_cnn.size), dtype), batch_size=50,
                                               optimizer="sgd", momentum=0.9, backend=backend, **cnn)[0]
-        out["mlp_forward"] = fastnn.mlp_forward(X, p_mlp, sizes=sizes, backend=backend)  # 17 M multiply-adds: threads
-        out["cnn1d_forward"] = fastnn.cnn1d_forward(xs, p_cnn, backend=backend, **cnn)  # 3.5 M: threads
+        out["mlp_forward"] = fastnn.mlp_forward(X, p_mlp, sizes=sizes, backend=backend)  # 17 M multiply-adds
+        out["cnn1d_forward"] = fastnn.cnn1d_forward(xs, p_cnn, backend=backend, **cnn)  # 3.5 M multiply-adds
         return out
 
     def mismatches(tag):

@@ -376,8 +376,10 @@ def symmetric_gram(X, K, symmetric_epilogue, scalars):
 
 
 # Inference -----------------------------------------------------------------------------------------
-# The fewest multiply-adds that make a second thread worth starting (a thread costs ~50 us).
-INFERENCE_PARALLEL_MIN_WORK = 1 << 21
+# The fewest multiply-adds that make a second thread worth starting. Measured on the idle 2-core Xeon
+# (AVX-512 dense forward, interleaved): 17 M multiply-adds (64-128-10 x 1,797 rows) took 466 us on one
+# thread and 567 us on two; 20 M tied; 95-100 M took 1.3-1.4x less on two.
+INFERENCE_PARALLEL_MIN_WORK = 1 << 25
 
 
 def rows_on_threads(kernel, multiply_adds_per_row):
