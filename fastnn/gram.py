@@ -6,7 +6,8 @@ import numpy as np
 
 from . import _dask
 from . import _validation as v
-from ._config import resolve
+from ._config import get_backend, resolve
+from ._threads import get_num_threads
 
 KERNEL_FUNCTIONS = ("linear", "poly", "rbf")
 
@@ -103,6 +104,9 @@ MIB = 1 << 20
 MAX_BAND_ROWS = 512
 MAX_COLUMN_CHUNK = 4096
 MIN_TILE = 64
+# Tiles computed on fastnn's threads (one single-threaded GEMM each) stay small enough for their float64
+# products to be in L2 when the epilogue reads them: the full Gram's tile (GRAM_TILE_ROWS x _COLUMNS).
+THREADED_TILE = (256, 1024)
 
 
 def _tile_bytes(rows, cols, n_features, k, itemsize):
@@ -121,22 +125,43 @@ def _working_memory_bytes(working_memory):
     return float(working_memory) * MIB
 
 
-def tile_shape(n_x, n_y, n_features, k, itemsize, working_memory):
-    """(band_rows, column_chunk): the largest tile up to 512 x 4096 whose work memory (_tile_bytes)
-    fits working_memory (MiB; None: 1024). ValueError when not even a 64 x 64 tile fits."""
-    budget = _working_memory_bytes(working_memory)
+def tile_shape(n_x, n_y, n_features, k, itemsize, working_memory, tiles_at_once=1, largest=None):
+    """(band_rows, column_chunk): the largest tile up to 512 x 4096 such that `tiles_at_once` of them
+    fit working_memory (MiB; None: 1024), each with room for a thread's own (n_x, k) sum of at most
+    rows x cols float64 when tiles_at_once > 1 (fastnn.backends._compiled.rbf_matvec_tiles).
+    largest: (rows, cols) caps instead of (MAX_BAND_ROWS, MAX_COLUMN_CHUNK).
+    ValueError when not even a 64 x 64 tile fits."""
+    max_rows, max_cols = (MAX_BAND_ROWS, MAX_COLUMN_CHUNK) if largest is None else largest
+    budget = _working_memory_bytes(working_memory) / tiles_at_once
+    if tiles_at_once > 1:
+        itemsize += 8  # the per-thread sum, counted as 8 more bytes per tile element
     smallest = (min(n_x, MIN_TILE), min(n_y, MIN_TILE))
     if _tile_bytes(*smallest, n_features, k, itemsize) > budget:
         need = _tile_bytes(*smallest, n_features, k, itemsize) / MIB
         raise ValueError(f"working_memory={working_memory!r} MiB is too small: one {smallest[0]} x {smallest[1]} "
                          f"tile of {n_features} features needs {need:.3g} MiB")
-    for rows in (min(n_x, MAX_BAND_ROWS), smallest[0]):
+    for rows in (min(n_x, max_rows), smallest[0]):
         fixed = rows * (n_features * 8 + k * itemsize)
         per_column = rows * (8 + itemsize) + n_features * 8 + k * itemsize
-        cols = min(n_y, MAX_COLUMN_CHUNK, int((budget - fixed) // per_column))
+        cols = min(n_y, max_cols, int((budget - fixed) // per_column))
         if cols >= smallest[1]:
             return rows, cols
     return smallest
+
+
+def _matvec_tiles(n_x, n_y, n_features, k, itemsize, working_memory, backend):
+    """(band_rows, column_chunk, threads) for gram_matvec: the compiled backends compute one tile per
+    thread at once (fastnn.backends._compiled.rbf_matvec_tiles) when that many tiles, and a sum of the
+    output per thread, fit working_memory; otherwise one tile at a time (threads 1)."""
+    threads = 1 if (backend or get_backend()) == "numpy" else get_num_threads()
+    if threads > 1:
+        try:
+            rows, cols = tile_shape(n_x, n_y, n_features, k, itemsize, working_memory, threads, THREADED_TILE)
+            if n_x * k * itemsize <= rows * cols * 8:  # the per-thread sum fits the room tile_shape left
+                return rows, cols, threads
+        except ValueError:
+            pass
+    return (*tile_shape(n_x, n_y, n_features, k, itemsize, working_memory), 1)
 
 
 def _check_matvec_operand(V, n_y, dtype):
@@ -177,9 +202,10 @@ def gram_matvec(X, Y, V, *, kernel="rbf", gamma=None, degree=3, coef0=1.0, worki
     n_y = (X if Y is None else Y).shape[0]
     V = _check_matvec_operand(V, n_y, X.dtype)
     V2 = V.reshape(n_y, -1)
-    rows, cols = tile_shape(X.shape[0], n_y, X.shape[1], V2.shape[1], X.dtype.itemsize, working_memory)
+    rows, cols, threads = _matvec_tiles(X.shape[0], n_y, X.shape[1], V2.shape[1], X.dtype.itemsize, working_memory,
+                                        backend)
     out = np.empty((X.shape[0], V2.shape[1]), dtype=X.dtype)
-    resolve(backend).gram_matvec(X, Y, V2, kernel, gamma, degree, coef0, out, rows, cols)
+    resolve(backend).gram_matvec(X, Y, V2, kernel, gamma, degree, coef0, out, rows, cols, threads)
     return out.reshape(-1) if V.ndim == 1 else out
 
 

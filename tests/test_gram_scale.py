@@ -133,3 +133,27 @@ X_OK = np.ones((6, 3))
 def test_bad_input_is_refused_before_any_work(call, error, message, backend):
     with pytest.raises(error, match=message):
         call(backend)
+
+
+@pytest.mark.parametrize("with_y", [False, True])
+def test_matvec_tiles_on_threads_give_gram_times_v(with_y, backend, dtype, monkeypatch):
+    """The compiled backends' RBF matvec runs tiles on two threads, each adding into its own sum (with
+    Y None, the mirror of every tile past its band too); many small tiles, every band and chunk edge."""
+    from fastnn.backends import _compiled
+
+    if backend == "numpy":
+        pytest.skip("the reference computes one tile at a time")
+    monkeypatch.setattr(fastnn._threads, "limit", 2)
+    threaded = []
+    monkeypatch.setattr(_compiled, "rbf_matvec", lambda *a: pytest.fail("the one-tile-at-a-time path ran"))
+    original = _compiled.rbf_matvec_tiles
+    monkeypatch.setattr(_compiled, "rbf_matvec_tiles", lambda *a: threaded.append(a[-1]) or original(*a))
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((1300, 40)).astype(dtype)
+    Y = rng.standard_normal((900, 40)).astype(dtype) if with_y else None
+    V = rng.standard_normal(((X if Y is None else Y).shape[0], 3)).astype(dtype)
+    got = fastnn.gram_matvec(X, Y, V, gamma=0.02, working_memory=1.5, backend=backend)
+    expected = fastnn.gram(X, Y, gamma=0.02, backend="numpy").astype(np.float64) @ V.astype(np.float64)
+    assert threaded == [2]
+    np.testing.assert_allclose(got, expected, rtol=1e-5 if dtype == "float32" else 1e-11,
+                               atol=1e-4 if dtype == "float32" else 1e-10)

@@ -282,6 +282,52 @@ def _rbf_tiles_threaded_blas(X, Y, K, tile_epilogue, constants):
     rbf_tile_loop(X, Y, RBF_BAND_ROWS, RBF_COLUMN_CHUNK, write_tile, precompute=True)
 
 
+def rbf_matvec_tiles(X, Y, V, gamma, out, band_rows, column_chunk, tile_epilogue, workers):
+    """rbf_matvec on `workers` threads with BLAS single-threaded (tile_workers): each thread takes the next
+    tile of tile_grid, centers its band and chunk into its own buffers, computes the float64 products
+    with one GEMM, writes the kernel values with tile_epilogue and adds T @ V[cols] (and with Y None the
+    mirror T.T @ V[rows] for columns past the band) to its own copy of out; the copies are summed at the
+    end, so no two threads ever add to the same array. Memory: per thread one tile's buffers (the
+    caller sizes the tiles for `workers` of them) and one (n_x, k) sum."""
+    symmetric = Y is None
+    Y = X if symmetric else Y
+    constants = (gamma, expansion_error_per_norm(X.shape[1]), RBF_TOLERANCE, False)
+    mean = X.mean(axis=0, dtype=np.float64)
+    n_features = X.shape[1]
+    rows, cols = min(band_rows, X.shape[0]), min(column_chunk, Y.shape[0])
+    local, sums, lock = threading.local(), [], threading.Lock()
+
+    def centered(A, start, stop, buffer):
+        block = buffer[:(stop - start) * n_features].reshape(stop - start, n_features)
+        np.subtract(A[start:stop], mean, out=block)
+        return block, np.einsum("ij,ij->i", block, block)
+
+    def compute_tile(r0, r1, c0, c1, G_buffer):
+        if not hasattr(local, "sum"):
+            local.sum = np.zeros_like(out)
+            local.T = np.empty(rows * cols, dtype=X.dtype)
+            local.band, local.chunk = np.empty(rows * n_features), np.empty(cols * n_features)
+            with lock:
+                sums.append(local.sum)
+        band, x_sq = centered(X, r0, r1, local.band)
+        chunk, y_sq = centered(Y, c0, c1, local.chunk)
+        G = G_buffer[:(r1 - r0) * (c1 - c0)].reshape(r1 - r0, c1 - c0)
+        np.matmul(band, chunk.T, out=G)
+        T = local.T[:G.size].reshape(G.shape)
+        tile_epilogue(G, T, 0, 0, 0, r1 - r0, x_sq, y_sq, X[r0:r1], Y[c0:c1], *constants)
+        local.sum[r0:r1] += T @ V[c0:c1]
+        mirror_start = max(c0, r1)  # columns past the band: the mirror pairs (j, i) are not computed
+        if symmetric and mirror_start < c1:
+            local.sum[mirror_start:c1] += T[:, mirror_start - c0:].T @ V[r0:r1]
+
+    run_tiles(tile_grid(X.shape[0], Y.shape[0], rows, cols, symmetric), workers, compute_tile,
+              buffer_size=rows * cols)
+    if len(sums) == 1:
+        np.copyto(out, sums[0])
+    else:
+        np.sum(sums, axis=0, out=out)
+
+
 def rbf_matvec(X, Y, V, gamma, out, band_rows, column_chunk, tile_epilogue):
     """out = K @ V for K = exp(-gamma ||x - y||^2) (Y None: Y = X), one kernel tile at a time.
 
@@ -506,15 +552,23 @@ def poly_matvec(X, Y, V, scalars, out, band_rows, column_chunk, epilogue):
 
 
 def make_gram_matvec(epilogue, rbf_tile_epilogue):
-    """Build a backend's gram_matvec(X, Y, V, kernel, gamma, degree, coef0, out, band_rows, column_chunk):
-    out (n_x, k) = gram(X, Y) @ V for V (n_y, k), with kernel tiles of at most band_rows x column_chunk.
+    """Build a backend's gram_matvec(X, Y, V, kernel, gamma, degree, coef0, out, band_rows, column_chunk,
+    threads=1): out (n_x, k) = gram(X, Y) @ V for V (n_y, k), with kernel tiles of at most band_rows x
+    column_chunk, up to `threads` of them at once (the caller's memory budget allows that many).
 
     RBF: rbf_matvec around rbf_tile_epilogue; poly: poly_matvec around epilogue (as in
     make_gram_kernel); linear: X @ (Y.T @ V), which never forms a kernel value at all.
     """
 
-    def gram_matvec(X, Y, V, kernel, gamma, degree, coef0, out, band_rows, column_chunk):
+    def gram_matvec(X, Y, V, kernel, gamma, degree, coef0, out, band_rows, column_chunk, threads=1):
         if kernel == "rbf":
+            n_y = X.shape[0] if Y is None else Y.shape[0]
+            tiles = tile_grid(X.shape[0], n_y, band_rows, column_chunk, Y is None)
+            with tile_workers(len(tiles) if threads > 1 else 1) as workers:
+                if workers and threads > 1 and len(tiles) > 1:
+                    rbf_matvec_tiles(X, Y, V, gamma, out, band_rows, column_chunk, rbf_tile_epilogue,
+                                     min(workers, threads))
+                    return
             rbf_matvec(X, Y, V, gamma, out, band_rows, column_chunk, rbf_tile_epilogue)
         elif kernel == "linear":
             np.matmul(X, (X if Y is None else Y).T @ V, out=out)

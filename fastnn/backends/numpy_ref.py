@@ -94,7 +94,7 @@ def gram(X, Y, kernel, gamma, degree, coef0, K):
         K[lower] = K.T[lower]  # exactly symmetric, whatever the BLAS did
 
 
-def gram_matvec(X, Y, V, kernel, gamma, degree, coef0, out, band_rows, column_chunk):
+def gram_matvec(X, Y, V, kernel, gamma, degree, coef0, out, band_rows, column_chunk, threads=1):
     """out (n_x, k) = gram(X, Y) @ V for V (n_y, k), one (band_rows x column_chunk) block of K at a time."""
     Y = X if Y is None else Y
     out[...] = 0
