@@ -490,6 +490,18 @@ def _count_or_fraction(text):
             raise argparse.ArgumentTypeError(f"expected a count or a fraction, got {text!r}") from None
 
 
+def _add_run_arguments(parser, model, plots):
+    """--dtype, --backend, --seed in the `model` group and the output group (--out, --no-plot, --quiet) of
+    a training or experiment command; plots: what the command draws ('the plot', 'the plots')."""
+    model.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    model.add_argument("--backend", choices=["numpy", "numba", "cython"], default=None)
+    model.add_argument("--seed", type=int, default=0, help="seed of the initialisation and the orders (default: 0)")
+    output = parser.add_argument_group("output")
+    output.add_argument("--out", default="results", help=f"directory for the JSON and {plots} (default: results)")
+    output.add_argument("--no-plot", action="store_true", help="write no plot")
+    output.add_argument("--quiet", action="store_true", help="no progress bars and per-epoch lines")
+
+
 def _add_cnn1d_arguments(parser):
     data = parser.add_argument_group("data (MNIST-1D, generated locally by the mnist1d package and cached)")
     data.add_argument("--validation-size", type=_count_or_fraction, default=0,
@@ -519,13 +531,7 @@ def _add_cnn1d_arguments(parser):
     model.add_argument("--no-shuffle", action="store_true",
                        help="take the batches in the data's order every epoch, as MNIST-1D's reference loop does "
                             "(default: a fresh order per epoch)")
-    model.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    model.add_argument("--backend", choices=["numpy", "numba", "cython"], default=None)
-    model.add_argument("--seed", type=int, default=0, help="seed of the initialisation and the orders (default: 0)")
-    output = parser.add_argument_group("output")
-    output.add_argument("--out", default="results", help="directory for the JSON and the plot (default: results)")
-    output.add_argument("--no-plot", action="store_true", help="write no plot")
-    output.add_argument("--quiet", action="store_true", help="no progress bars and per-epoch lines")
+    _add_run_arguments(parser, model, "the plot")
 
 
 def _add_mlp_arguments(parser, *, epochs, patience, batch_size=5):
@@ -550,13 +556,7 @@ def _add_mlp_arguments(parser, *, epochs, patience, batch_size=5):
     model.add_argument("--epochs", type=int, default=epochs, help=f"maximum epochs (default: {epochs})")
     model.add_argument("--patience", type=int, default=patience,
                        help=f"early-stopping patience in epochs (default: {patience})")
-    model.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    model.add_argument("--backend", choices=["numpy", "numba", "cython"], default=None)
-    model.add_argument("--seed", type=int, default=0, help="seed of the initialisation and the orders (default: 0)")
-    output = parser.add_argument_group("output")
-    output.add_argument("--out", default="results", help="directory for the JSON and the plots (default: results)")
-    output.add_argument("--no-plot", action="store_true", help="write no plot")
-    output.add_argument("--quiet", action="store_true", help="no progress bars and per-epoch lines")
+    _add_run_arguments(parser, model, "the plots")
 
 
 def add_experiment_parser(commands):
@@ -633,13 +633,7 @@ def _add_image_experiment_arguments(parser, defaults):
                            help=f"default: {defaults['learning_rate']:g}")
     model.add_argument("--momentum", type=float, default=defaults["momentum"], help=f"default: {defaults['momentum']:g}")
     model.add_argument("--batch-size", type=int, default=defaults["batch_size"], help=f"default: {defaults['batch_size']}")
-    model.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    model.add_argument("--backend", choices=["numpy", "numba", "cython"], default=None)
-    model.add_argument("--seed", type=int, default=0, help="seed of the initialisation and the orders (default: 0)")
-    output = parser.add_argument_group("output")
-    output.add_argument("--out", default="results", help="directory for the JSON and the plot (default: results)")
-    output.add_argument("--no-plot", action="store_true", help="write no plot")
-    output.add_argument("--quiet", action="store_true", help="no progress bars and per-epoch lines")
+    _add_run_arguments(parser, model, "the plot")
 
 
 def add_image_experiment_parsers(kinds):

@@ -40,3 +40,22 @@ def required_backends():
     """Backends this run must have (FASTNN_REQUIRE_BACKENDS, comma separated; CI sets all three)."""
     names = os.environ.get("FASTNN_REQUIRE_BACKENDS", "")
     return [name.strip() for name in names.split(",") if name.strip()]
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Every URL a test opens must be a file:// URL, and no environment variable may redirect a download
+    or the data directory (the data sets' tests use it: tests never touch the network)."""
+    import urllib.request
+
+    from fastnn import datasets, images
+
+    real_urlopen = urllib.request.urlopen
+
+    def file_only(url, *args, **kwargs):
+        assert str(url).startswith("file://"), f"a test tried to open {url}"
+        return real_urlopen(url, *args, **kwargs)
+
+    monkeypatch.setattr(urllib.request, "urlopen", file_only)
+    for variable in (datasets.FASHION_MNIST_URL_ENV, images.CIFAR10_URL_ENV, datasets.DATA_DIR_ENV):
+        monkeypatch.delenv(variable, raising=False)

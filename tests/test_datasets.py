@@ -6,7 +6,6 @@ import os
 import random
 import struct
 import sys
-import urllib.request
 
 import numpy as np
 import pytest
@@ -17,17 +16,7 @@ CODES = {np.uint8: 0x08, np.int8: 0x09, np.int16: 0x0B, np.int32: 0x0C, np.float
 STEMS = datasets.FASHION_MNIST_FILES
 
 
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch):
-    """Every URL opened by a test must be a file:// URL, and no environment variable may redirect one."""
-    real_urlopen = urllib.request.urlopen
-
-    def file_only(url, *args, **kwargs):
-        assert str(url).startswith("file://"), f"a test tried to open {url}"
-        return real_urlopen(url, *args, **kwargs)
-
-    monkeypatch.setattr(urllib.request, "urlopen", file_only)
-    monkeypatch.delenv(datasets.FASHION_MNIST_URL_ENV, raising=False)
+pytestmark = pytest.mark.usefixtures("no_network")  # (tests/conftest.py)
 
 
 # ---------------------------------------------------------------------------- IDX helpers

@@ -3,7 +3,6 @@ reader and its downloader on small files the tests write (file:// only), and the
 import hashlib
 import io
 import tarfile
-import urllib.request
 
 import numpy as np
 import pytest
@@ -11,18 +10,7 @@ import pytest
 from fastnn import datasets, images
 
 
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch):
-    """Every URL opened by a test must be a file:// URL, and no environment variable may redirect one."""
-    real_urlopen = urllib.request.urlopen
-
-    def file_only(url, *args, **kwargs):
-        assert str(url).startswith("file://"), f"a test tried to open {url}"
-        return real_urlopen(url, *args, **kwargs)
-
-    monkeypatch.setattr(urllib.request, "urlopen", file_only)
-    monkeypatch.delenv(images.CIFAR10_URL_ENV, raising=False)
-    monkeypatch.delenv(datasets.DATA_DIR_ENV, raising=False)
+pytestmark = pytest.mark.usefixtures("no_network")  # (tests/conftest.py)
 
 
 # ---------------------------------------------------------------------------- shift and rotation
