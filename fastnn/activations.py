@@ -52,10 +52,7 @@ def sigmoid_forward(X, *, backend=None):
 
     X : float32 or float64 array of any shape. Returns Y with the same shape and dtype.
     """
-    X = v.float_array("X", X, min_ndim=1)
-    Y = np.empty_like(X)
-    resolve(backend).sigmoid_forward(X.reshape(-1), Y.reshape(-1))
-    return Y
+    return _elementwise(backend, "sigmoid_forward", X)
 
 
 def sigmoid_backward(dY, Y, *, backend=None):
@@ -63,12 +60,7 @@ def sigmoid_backward(dY, Y, *, backend=None):
 
     dY, Y : float32 or float64 arrays of the same shape and dtype. Returns dX like dY.
     """
-    dY = v.float_array("dY", dY, min_ndim=1)
-    Y = v.float_array("Y", Y, min_ndim=1, dtype=dY.dtype)
-    v.same_shape("Y", Y, "dY", dY.shape)
-    dX = np.empty_like(dY)
-    resolve(backend).sigmoid_backward(dY.reshape(-1), Y.reshape(-1), dX.reshape(-1))
-    return dX
+    return _elementwise_backward(backend, "sigmoid_backward", dY, "Y", Y)
 
 
 def leaky_relu_forward(X, *, negative_slope=0.01, backend=None):
@@ -77,11 +69,7 @@ def leaky_relu_forward(X, *, negative_slope=0.01, backend=None):
     X : float32 or float64 array of any shape; negative_slope : a finite real number, applied in X's
     dtype. Returns Y with the same shape and dtype.
     """
-    X = v.float_array("X", X, min_ndim=1)
-    slope = _slope(negative_slope)
-    Y = np.empty_like(X)
-    resolve(backend).leaky_relu_forward(X.reshape(-1), slope, Y.reshape(-1))
-    return Y
+    return _elementwise(backend, "leaky_relu_forward", X, _slope(negative_slope))
 
 
 def leaky_relu_backward(dY, X, *, negative_slope=0.01, backend=None):
@@ -89,21 +77,12 @@ def leaky_relu_backward(dY, X, *, negative_slope=0.01, backend=None):
 
     dY, X : float32 or float64 arrays of the same shape and dtype. Returns dX like dY.
     """
-    dY = v.float_array("dY", dY, min_ndim=1)
-    X = v.float_array("X", X, min_ndim=1, dtype=dY.dtype)
-    v.same_shape("X", X, "dY", dY.shape)
-    slope = _slope(negative_slope)
-    dX = np.empty_like(dY)
-    resolve(backend).leaky_relu_backward(dY.reshape(-1), X.reshape(-1), slope, dX.reshape(-1))
-    return dX
+    return _elementwise_backward(backend, "leaky_relu_backward", dY, "X", X, _slope(negative_slope))
 
 
 def tanh_forward(X, *, backend=None):
     """Y = tanh(X). X : float32 or float64 array of any shape. Returns Y with the same shape and dtype."""
-    X = v.float_array("X", X, min_ndim=1)
-    Y = np.empty_like(X)
-    resolve(backend).tanh_forward(X.reshape(-1), Y.reshape(-1))
-    return Y
+    return _elementwise(backend, "tanh_forward", X)
 
 
 def tanh_backward(dY, Y, *, backend=None):
@@ -111,11 +90,25 @@ def tanh_backward(dY, Y, *, backend=None):
 
     dY, Y : float32 or float64 arrays of the same shape and dtype. Returns dX like dY.
     """
+    return _elementwise_backward(backend, "tanh_backward", dY, "Y", Y)
+
+
+def _elementwise(backend, kernel, X, *scalars):
+    """The backend's element-wise `kernel`(X flat, *scalars, Y flat) on a checked copy-free X; Y like X."""
+    X = v.float_array("X", X, min_ndim=1)
+    Y = np.empty_like(X)
+    getattr(resolve(backend), kernel)(X.reshape(-1), *scalars, Y.reshape(-1))
+    return Y
+
+
+def _elementwise_backward(backend, kernel, dY, name, saved, *scalars):
+    """The backend's `kernel`(dY flat, saved flat, *scalars, dX flat), `saved` (named `name` in errors)
+    being the forward's input or output: same shape and dtype as dY. dX like dY."""
     dY = v.float_array("dY", dY, min_ndim=1)
-    Y = v.float_array("Y", Y, min_ndim=1, dtype=dY.dtype)
-    v.same_shape("Y", Y, "dY", dY.shape)
+    saved = v.float_array(name, saved, min_ndim=1, dtype=dY.dtype)
+    v.same_shape(name, saved, "dY", dY.shape)
     dX = np.empty_like(dY)
-    resolve(backend).tanh_backward(dY.reshape(-1), Y.reshape(-1), dX.reshape(-1))
+    getattr(resolve(backend), kernel)(dY.reshape(-1), saved.reshape(-1), *scalars, dX.reshape(-1))
     return dX
 
 
